@@ -1,0 +1,295 @@
+# DQN for classic control (Mnih et al. 2015), one file, top to bottom. Docs: README.md
+import difflib
+import os
+import random
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from stable_baselines3.common.buffers import ReplayBuffer
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (part of the run folder's name)"""
+    seed: int = 1
+    """seed of the experiment: Python, NumPy, torch and the environments"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
+    capture_video: bool = False
+    """if toggled, record videos of the first environment's episodes into `videos/{run_name}`"""
+    save_model: bool = False
+    """if toggled, save the Q-network's state_dict into the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "CartPole-v1"
+    """the id of the environment: a registered id or `my_module:MyEnv-v0` (flat Box observations, Discrete actions)"""
+    total_timesteps: int = 500000
+    """total environment steps, summed over all parallel environments"""
+    learning_rate: float = 2.5e-4
+    """the learning rate of the optimizer"""
+    num_envs: int = 1
+    """the number of parallel environments; each loop iteration takes one step in each of them"""
+    buffer_size: int = 10000
+    """the replay memory capacity, in transitions (summed over all environments)"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    tau: float = 1.0
+    """the target network update rate: target <- tau * online + (1 - tau) * target (1.0 = hard copy)"""
+    target_network_frequency: int = 500
+    """the target network is updated every this many environment steps (summed over all environments)"""
+    batch_size: int = 128
+    """the batch size of sample from the replay memory"""
+    start_e: float = 1
+    """the starting epsilon for exploration"""
+    end_e: float = 0.05
+    """the ending epsilon for exploration (also used for the evaluation episodes)"""
+    exploration_fraction: float = 0.5
+    """the fraction of `total-timesteps` over which epsilon falls linearly from start-e to end-e"""
+    learning_starts: int = 10000
+    """the number of environment steps (summed over all environments) before learning starts"""
+    train_frequency: int = 10
+    """one gradient update every this many environment steps (summed over all environments), whatever num-envs is"""
+    eval_episodes: int = 10
+    """the number of greedy (epsilon = end-e) evaluation episodes after training; 0 skips evaluation"""
+
+
+def make_env(env_id, seed, idx, capture_video, run_name):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+        else:
+            env = gym.make(env_id)
+        env.action_space.seed(seed)
+        return env
+
+    return thunk
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_dim, n_actions):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Linear(obs_dim, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, n_actions),
+        )
+
+    def forward(self, x):
+        return self.network(x)
+
+
+def linear_schedule(start_e: float, end_e: float, duration: float, t: int):
+    slope = (end_e - start_e) / duration
+    return max(slope * t + start_e, end_e)
+
+
+def crossed(step, n_steps, every):
+    """True when the last `n_steps` steps, ending at `step`, passed a multiple of `every`."""
+    return step // every > (step - n_steps) // every
+
+
+def check_args(args):
+    """Returns the first problem with the arguments, or None."""
+    rules = [
+        (args.total_timesteps > 0, f"--total-timesteps must be > 0, got {args.total_timesteps}"),
+        (args.num_envs >= 1, f"--num-envs must be >= 1, got {args.num_envs}"),
+        (args.buffer_size >= 1, f"--buffer-size must be >= 1, got {args.buffer_size}"),
+        (args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}"),
+        (args.batch_size <= args.buffer_size, f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})"),
+        (0 <= args.gamma <= 1, f"--gamma must be in [0, 1], got {args.gamma}"),
+        (0 < args.tau <= 1, f"--tau must be in (0, 1], got {args.tau}"),
+        (0 <= args.start_e <= 1 and 0 <= args.end_e <= 1, f"--start-e and --end-e must be in [0, 1], got {args.start_e} and {args.end_e}"),
+        (args.end_e <= args.start_e, f"--end-e ({args.end_e}) must not exceed --start-e ({args.start_e})"),
+        (0 < args.exploration_fraction <= 1, f"--exploration-fraction must be in (0, 1], got {args.exploration_fraction}"),
+        (0 <= args.learning_starts < args.total_timesteps, f"--learning-starts must be in [0, total-timesteps), got {args.learning_starts}"),
+        (args.train_frequency >= 1 and args.target_network_frequency >= 1, "--train-frequency and --target-network-frequency must be >= 1"),
+        (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
+    ]
+    return next((message for ok, message in rules if not ok), None)
+
+
+def check_env(env_id):
+    """Returns the problem that keeps `env_id` from training here, or None."""
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as e:
+        if "ALE/" in env_id or "NoFrameskip" in env_id:
+            return f"'{env_id}' is an Atari env: use dqn_atari.py"
+        close = difflib.get_close_matches(env_id, gym.registry.keys(), n=3, cutoff=0.6)
+        return f"cannot make env '{env_id}': {e}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+    except Exception as e:  # the user's own module may fail to import, or its env to build
+        return f"cannot make env '{env_id}': {type(e).__name__}: {e}"
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(act_space, gym.spaces.Discrete):
+        return f"env '{env_id}' has {act_space} actions; DQN needs Discrete actions"
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        return f"env '{env_id}' has {obs_space} observations; this script needs a flat Box (see dqn_atari.py for images)"
+    return None
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    problem = check_args(args) or check_env(args.env_id)
+    if problem:
+        sys.exit(f"{os.path.basename(__file__)}: error: {problem}")
+    run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
+        run_name += "+"
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)  # the replay buffer samples with NumPy's global generator
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    rng = np.random.default_rng(args.seed)  # exploration
+    if args.cuda and not torch.cuda.is_available():
+        print(f"{os.path.basename(__file__)}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup: SAME_STEP autoreset returns the next episode's first observation at once and the
+    # true last observation of the finished one in infos["final_obs"]
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i, i, args.capture_video, run_name) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    n_envs, n_actions = args.num_envs, envs.single_action_space.n
+
+    q_network = QNetwork(np.prod(envs.single_observation_space.shape), n_actions).to(device)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    target_network = QNetwork(np.prod(envs.single_observation_space.shape), n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+
+    obs_space = envs.single_observation_space  # stored as float32, the network's dtype
+    rb = ReplayBuffer(
+        args.buffer_size,
+        gym.spaces.Box(obs_space.low, obs_space.high, obs_space.shape, np.float32),
+        envs.single_action_space,
+        device,
+        n_envs=n_envs,
+        handle_timeout_termination=False,
+    )
+    start_time = last_print = time.time()
+    recent_returns = deque(maxlen=20)
+    episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
+
+    # TRY NOT TO MODIFY: start the game
+    obs, _ = envs.reset(seed=args.seed)
+    # All step counts below are environment steps summed over the environments: one loop iteration is
+    # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
+    num_iterations = -(-args.total_timesteps // n_envs)
+    for iteration in range(num_iterations):
+        global_step = iteration * n_envs
+        # ALGO LOGIC: put action logic here
+        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        explore = rng.random(n_envs) < epsilon
+        actions = rng.integers(n_actions, size=n_envs)
+        if not explore.all():
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
+
+        # TRY NOT TO MODIFY: execute the game and log data.
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        global_step += n_envs
+        episode_return += rewards
+        episode_length += 1
+
+        # TRY NOT TO MODIFY: a finished episode's true last observation is its next_obs; a truncated one
+        # bootstraps from it, a terminated one does not (only `terminations` are stored as dones)
+        real_next_obs = next_obs
+        if "final_obs" in infos:
+            real_next_obs = next_obs.copy()
+            for i in np.flatnonzero(infos["_final_obs"]):
+                real_next_obs[i] = infos["final_obs"][i]
+                writer.add_scalar("charts/episodic_return", episode_return[i], global_step)
+                writer.add_scalar("charts/episodic_length", episode_length[i], global_step)
+                recent_returns.append(episode_return[i])
+                episode_return[i], episode_length[i] = 0, 0
+        rb.add(obs, real_next_obs, actions, rewards, terminations, infos)
+
+        # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
+        obs = next_obs
+
+        # ALGO LOGIC: training.
+        if global_step > args.learning_starts:
+            n_updates = global_step // args.train_frequency - (global_step - n_envs) // args.train_frequency
+            for _ in range(n_updates):
+                data = rb.sample(args.batch_size)
+                with torch.no_grad():
+                    target_max, _ = target_network(data.next_observations).max(dim=1)
+                    td_target = data.rewards.flatten() + args.gamma * target_max * (1 - data.dones.flatten())
+                old_val = q_network(data.observations).gather(1, data.actions).squeeze(1)
+                loss = F.mse_loss(td_target, old_val)
+
+                # optimize the model
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+            if n_updates and crossed(global_step, n_envs, 100):
+                writer.add_scalar("losses/td_loss", loss.item(), global_step)
+                writer.add_scalar("losses/q_values", old_val.mean().item(), global_step)
+
+            # update target network
+            if crossed(global_step, n_envs, args.target_network_frequency):
+                for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
+                    target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
+
+        if crossed(global_step, n_envs, 100):
+            writer.add_scalar("charts/SPS", int(global_step / (time.time() - start_time)), global_step)
+            writer.add_scalar("charts/epsilon", epsilon, global_step)
+        if time.time() - last_print > 10 or iteration == num_iterations - 1:
+            last_print = time.time()
+            mean_return = f"{np.mean(recent_returns):.2f}" if recent_returns else "n/a"
+            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int(global_step / (last_print - start_time)):,} steps/s  "
+                  f"return (last {len(recent_returns)}) {mean_return}  epsilon {epsilon:.3f}", flush=True)
+
+    envs.close()
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+
+    if args.eval_episodes > 0:
+        eval_env = gym.wrappers.RecordEpisodeStatistics(
+            make_env(args.env_id, args.seed + 10_000, 0, args.capture_video, f"{run_name}-eval")()
+        )
+        eval_returns = []
+        obs, _ = eval_env.reset(seed=args.seed + 10_000)
+        while len(eval_returns) < args.eval_episodes:
+            if rng.random() < args.end_e:
+                action = rng.integers(n_actions)
+            else:
+                with torch.no_grad():
+                    action = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax().item()
+            obs, _, terminated, truncated, info = eval_env.step(action)
+            if terminated or truncated:
+                writer.add_scalar("eval/episodic_return", info["episode"]["r"], len(eval_returns))
+                eval_returns.append(info["episode"]["r"])
+                obs, _ = eval_env.reset()
+        eval_env.close()
+        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {args.eval_episodes} episodes (epsilon {args.end_e})")
+
+    writer.close()

@@ -1,0 +1,207 @@
+"""dqn.py: DQN's rules, each checked on the script itself."""
+import os
+import runpy
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, run_dirs, run_script, scalars
+
+import dqn
+
+FAST = ["--total-timesteps", 3000, "--learning-starts", 500, "--eval-episodes", 0, "--no-cuda"]
+
+
+# ---- the pieces: schedule, target update, counting steps ---------------------------------------
+
+def test_epsilon_falls_linearly_then_stays_at_end_e():
+    duration = 100
+    assert dqn.linear_schedule(1.0, 0.05, duration, 0) == 1.0
+    assert dqn.linear_schedule(1.0, 0.05, duration, 50) == pytest.approx(0.525)
+    assert dqn.linear_schedule(1.0, 0.05, duration, 100) == pytest.approx(0.05)
+    assert dqn.linear_schedule(1.0, 0.05, duration, 10_000) == 0.05
+
+
+def test_events_happen_once_per_multiple_of_their_period_whatever_the_number_of_envs():
+    for n_envs in (1, 3, 8):
+        steps = range(n_envs, 1000 + 1, n_envs)
+        assert sum(dqn.crossed(s, n_envs, 10) for s in steps) == (steps[-1]) // 10
+
+
+def test_q_network_is_the_cleanrl_mlp():
+    net = dqn.QNetwork(4, 2)
+    assert [m.out_features for m in net.network if isinstance(m, torch.nn.Linear)] == [120, 84, 2]
+    assert net(torch.zeros(5, 4)).shape == (5, 2)
+
+
+# ---- the replay memory holds the right transitions (read from the script's own buffer) -----------
+
+def run_in_process(monkeypatch, workdir, *flags):
+    """Runs dqn.py in this process and returns its replay buffer."""
+    from stable_baselines3.common import buffers
+
+    kept = {}
+
+    class KeptReplayBuffer(buffers.ReplayBuffer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            kept["rb"] = self
+
+    monkeypatch.setattr(buffers, "ReplayBuffer", KeptReplayBuffer)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", ["dqn.py", *map(str, flags)])
+    runpy.run_path(os.path.join(ROOT, "dqn.py"), run_name="__main__")
+    return kept["rb"]
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_replay_transitions_never_cross_episodes_and_only_terminations_are_dones(monkeypatch, workdir, num_envs):
+    rb = run_in_process(monkeypatch, workdir, "--env-id", "tiny_envs:Counter-v0", "--num-envs", num_envs,
+                        "--total-timesteps", 60, "--learning-starts", 30, "--batch-size", 4, "--eval-episodes", 0,
+                        "--buffer-size", 120, "--no-cuda")
+    obs, next_obs = rb.observations[: rb.pos], rb.next_observations[: rb.pos]
+    dones = rb.dones[: rb.pos]
+    assert len(obs) * num_envs == 60
+    episode, t, next_episode, next_t = obs[..., 0], obs[..., 1], next_obs[..., 0], next_obs[..., 1]
+    assert (next_episode == episode).all(), "a transition paired an observation with another episode's"
+    assert (next_t == t + 1).all()
+    terminated = (episode % 2 == 1) & (next_t == 3)
+    truncated = (episode % 2 == 0) & (next_t == 4)
+    assert truncated.any() and terminated.any()
+    assert (dones == terminated).all(), "dones must be the terminations, never the truncations"
+    # the step after an episode's end starts the next episode at t = 0
+    ends = terminated | truncated
+    assert (obs[1:][ends[:-1]][..., 1] == 0).all()
+
+
+def q_value_learned(workdir, env_id):
+    result = run_script("dqn.py", "--env-id", env_id, "--gamma", 0.5, "--total-timesteps", 2000,
+                        "--learning-starts", 200, "--train-frequency", 1, "--target-network-frequency", 50,
+                        "--learning-rate", 1e-3, "--batch-size", 32, "--buffer-size", 1000, "--eval-episodes", 0,
+                        "--save-model", "--no-cuda", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    net = dqn.QNetwork(1, 2)
+    net.load_state_dict(torch.load(os.path.join(run_dirs(workdir)[0], "dqn.pt")))
+    return net(torch.zeros(1, 1)).max().item()
+
+
+def test_terminal_transition_does_not_bootstrap(workdir):
+    # reward 1, then the episode terminates: Q = 1, not 1 + gamma * Q(next)
+    assert q_value_learned(workdir, "tiny_envs:Terminating-v0") == pytest.approx(1.0, abs=0.05)
+
+
+def test_truncated_episode_bootstraps_from_final_observation(workdir):
+    # the time limit is not part of the task: Q = 1 / (1 - 0.5) = 2, where treating it as terminal gives 1.5
+    assert q_value_learned(workdir, "tiny_envs:Truncating-v0") == pytest.approx(2.0, abs=0.1)
+
+
+# ---- the whole script, as a user runs it --------------------------------------------------------
+
+def test_help_says_how_steps_are_counted_with_several_envs(workdir):
+    text = " ".join(run_script("dqn.py", "--help", cwd=workdir).stdout.replace("│", " ").split())
+    for flag in ("--train-frequency", "--target-network-frequency", "--learning-starts", "--exploration-fraction"):
+        assert flag in text
+    assert text.count("summed over all environments") >= 3
+
+
+def test_updates_and_epsilon_count_env_steps_whatever_num_envs(workdir):
+    curves = {}
+    for n in (1, 4):
+        result = run_script("dqn.py", "--num-envs", n, *FAST, cwd=os.path.join(workdir))
+        assert result.returncode == 0, result.stderr
+        curves[n] = scalars(run_dirs(workdir)[-1])
+    for n in (1, 4):  # epsilon reaches end-e at exploration-fraction * total-timesteps in both
+        eps = dict(curves[n]["charts/epsilon"])
+        assert eps[1500] == pytest.approx(0.05 + 0.95 * (1 - (1500 - n) / 1500), abs=1e-6)
+        assert eps[3000] == pytest.approx(0.05)
+    # the same steps log a loss: learning starts at the same env step in both
+    assert [s for s, _ in curves[1]["losses/td_loss"]] == [s for s, _ in curves[4]["losses/td_loss"]]
+
+
+def test_run_logs_cleanrl_tags_and_is_reproducible(workdir):
+    returns = []
+    for _ in range(2):
+        result = run_script("dqn.py", "--total-timesteps", 4000, "--learning-starts", 1000, "--train-frequency", 2,
+                            "--eval-episodes", 2, "--no-cuda", cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        assert "eval:" in result.stdout and "+-" in result.stdout
+        tags = scalars(run_dirs(workdir)[-1])
+        returns.append([v for _, v in tags["charts/episodic_return"]])
+    assert len(run_dirs(workdir)) == 2, "each run gets its own folder"
+    for tag in ("charts/episodic_return", "charts/episodic_length", "charts/epsilon", "charts/SPS",
+                "losses/td_loss", "losses/q_values", "eval/episodic_return"):
+        assert tag in tags
+    assert len(tags["eval/episodic_return"]) == 2
+    assert len(returns[0]) > 20 and returns[0] == returns[1]
+
+
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
+def test_other_classic_control_envs_run(workdir, env_id):
+    result = run_script("dqn.py", "--env-id", env_id, "--total-timesteps", 1200, "--learning-starts", 1000,
+                        "--eval-episodes", 0, "--no-cuda", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert os.path.basename(run_dirs(workdir)[0]).startswith(f"{env_id}__dqn__1__")
+
+
+def test_cuda_flag_without_cuda_warns_and_runs_on_cpu(workdir):
+    result = run_script("dqn.py", "--cuda", "--total-timesteps", 600, "--learning-starts", 500,
+                        "--eval-episodes", 0, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    if not torch.cuda.is_available():
+        assert "CUDA is not available, running on the CPU" in result.stderr
+
+
+def test_capture_video_writes_a_playable_file(workdir):
+    import imageio.v3 as iio  # decodes with the ffmpeg that requirements.txt brings
+
+    result = run_script("dqn.py", "--capture-video", "--total-timesteps", 300, "--learning-starts", 200,
+                        "--eval-episodes", 1, "--no-cuda", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    videos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(workdir, "videos")) for f in fs]
+    assert any(v.endswith(".mp4") for v in videos)
+    assert any(v.endswith(".mp4") and "-eval" in v for v in videos), "evaluation episodes are recorded too"
+    first = sorted(v for v in videos if v.endswith(".mp4"))[0]
+    frames = iio.imread(first)
+    assert frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) > 5
+
+
+BAD_INPUT = [
+    (["--env-id", "CartPol-v1"], "CartPole-v1"),
+    (["--env-id", "Pendulum-v1"], "Discrete"),
+    (["--env-id", "ALE/Pong-v5"], "dqn_atari.py"),
+    (["--env-id", "FrozenLake-v1"], "flat Box"),
+    (["--env-id", "tiny_envs:Image-v0"], "flat Box"),
+    (["--env-id", "no_such_module:Env-v0"], "no_such_module"),
+    (["--total-timesteps", 0], "--total-timesteps"),
+    (["--num-envs", 0], "--num-envs"),
+    (["--batch-size", 20000], "--batch-size"),
+    (["--gamma", 1.5], "--gamma"),
+    (["--tau", 0], "--tau"),
+    (["--end-e", 1.2], "--end-e"),
+    (["--start-e", 0.1, "--end-e", 0.5], "--end-e"),
+    (["--exploration-fraction", 0], "--exploration-fraction"),
+    (["--learning-starts", 600000], "--learning-starts"),
+]
+
+
+@pytest.mark.parametrize("flags,named", BAD_INPUT, ids=[" ".join(map(str, f)) for f, _ in BAD_INPUT])
+def test_bad_input_gives_one_clear_line_and_no_run_folder(workdir, flags, named):
+    result = run_script("dqn.py", *flags, "--no-cuda", cwd=workdir)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not os.path.exists(os.path.join(workdir, "runs"))
+
+
+def test_learns_cartpole_to_a_greedy_mean_of_at_least_475(workdir):
+    result = run_script("dqn.py", *LEARNING_FLAGS, "--no-cuda", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    evals = [v for _, v in scalars(run_dirs(workdir)[0])["eval/episodic_return"]]
+    assert len(evals) == 10 and np.mean(evals) >= 475, evals
+
+
+LEARNING_FLAGS = ["--total-timesteps", 30000, "--learning-starts", 1000, "--train-frequency", 1,
+                  "--learning-rate", 1e-3, "--target-network-frequency", 250, "--buffer-size", 30000,
+                  "--batch-size", 64, "--exploration-fraction", 0.2, "--end-e", 0.01]

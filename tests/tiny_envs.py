@@ -1,0 +1,61 @@
+"""Tiny environments whose right answers are known, for testing DQN's rules.
+
+Run the scripts on them with gymnasium's `module:EnvName-v0` syntax, e.g. `--env-id tiny_envs:Counter-v0`
+(with this folder on PYTHONPATH), which is also how a user trains on an environment of their own.
+"""
+import gymnasium as gym
+import numpy as np
+
+
+class CounterEnv(gym.Env):
+    """Observation [episode number, step in episode]. Odd episodes terminate after 3 steps; even ones run
+    until the TimeLimit truncates them (4 steps). Reward 1 per step. The observation tells which episode and
+    step each stored transition came from."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0, np.inf, (2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.episode = -1
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.array([self.episode, self.t], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        terminated = self.episode % 2 == 1 and self.t == 3
+        return np.array([self.episode, self.t], np.float32), 1.0, terminated, False, {}
+
+
+class ConstantEnv(gym.Env):
+    """One state, reward 1 per step. With `terminate=True` every episode ends (terminated) after one step,
+    so Q = 1. Otherwise the task never ends but a TimeLimit cuts episodes at 3 steps: a correct DQN
+    bootstraps through the cut and learns Q = 1 / (1 - gamma); one that mistook the cut for a terminal
+    state would learn less (1.5 for gamma = 0.5)."""
+
+    def __init__(self, terminate=False):
+        self.observation_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.terminate = terminate
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(1, np.float32), 1.0, self.terminate, False, {}
+
+
+class ImageEnv(ConstantEnv):
+    """Image observations: not for dqn.py's MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+
+
+gym.register("Counter-v0", entry_point=CounterEnv, max_episode_steps=4)
+gym.register("Terminating-v0", entry_point=ConstantEnv, kwargs={"terminate": True})
+gym.register("Truncating-v0", entry_point=ConstantEnv, max_episode_steps=3)
+gym.register("Image-v0", entry_point=ImageEnv)

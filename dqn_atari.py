@@ -1,0 +1,394 @@
+# DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md
+import difflib
+import os
+import random
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import psutil
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from torch.utils.tensorboard import SummaryWriter
+
+gym.register_envs(ale_py)  # the ALE/... and ...NoFrameskip-v4 ids, with the ROMs ale-py ships
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (part of the run folder's name)"""
+    seed: int = 1
+    """seed of the experiment: Python, NumPy, torch and the environments"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
+    capture_video: bool = False
+    """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
+    save_model: bool = False
+    """if toggled, save the Q-network's state_dict into the run folder"""
+
+    # Algorithm specific arguments
+    env_id: str = "BreakoutNoFrameskip-v4"
+    """the id of the Atari environment: `BreakoutNoFrameskip-v4`, `ALE/Pong-v5`, ... (4 emulator frames per step)"""
+    total_timesteps: int = 10000000
+    """total environment (agent) steps, summed over all parallel environments"""
+    learning_rate: float = 1e-4
+    """the learning rate of the optimizer"""
+    num_envs: int = 1
+    """the number of parallel environments; each loop iteration takes one step in each of them"""
+    buffer_size: int = 1000000
+    """the replay memory capacity, in transitions (summed over all environments)"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    tau: float = 1.0
+    """the target network update rate: target <- tau * online + (1 - tau) * target (1.0 = hard copy)"""
+    target_network_frequency: int = 1000
+    """the target network is updated every this many environment steps (summed over all environments)"""
+    batch_size: int = 32
+    """the batch size of sample from the replay memory"""
+    start_e: float = 1
+    """the starting epsilon for exploration"""
+    end_e: float = 0.01
+    """the ending epsilon for exploration (also used for the evaluation games)"""
+    exploration_fraction: float = 0.10
+    """the fraction of `total-timesteps` over which epsilon falls linearly from start-e to end-e"""
+    learning_starts: int = 80000
+    """the number of environment steps (summed over all environments) before learning starts"""
+    train_frequency: int = 4
+    """one gradient update every this many environment steps (summed over all environments), whatever num-envs is"""
+    eval_episodes: int = 10
+    """the number of evaluation games (epsilon = end-e) after training; 0 skips evaluation"""
+
+
+def make_env(env_id, num_envs, **screen):
+    """DeepMind's preprocessing, done by ale-py's C++ vector env: up to 30 no-op starts, FIRE at reset, 4 frames
+    per step with a max over the last two, 84x84 grayscale, a stack of 4 (zeros before a game's first frame).
+    A lost life is reported as `terminated` but the game goes on; rewards come unclipped (clipped in the loop)."""
+    game = gym.spec(env_id).kwargs  # v4: no sticky actions; v5: sticky actions (0.25)
+    return ale_py.AtariVectorEnv(
+        game["game"],
+        num_envs,
+        repeat_action_probability=game.get("repeat_action_probability", 0.25),
+        full_action_space=game.get("full_action_space", False),
+        max_num_frames_per_episode=game.get("max_num_frames_per_episode", 108000),
+        frameskip=4,
+        noop_max=30,
+        use_fire_reset=True,
+        episodic_life=False,
+        life_loss_info=True,
+        reward_clipping=False,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        **screen,
+    )
+
+
+class QNetwork(nn.Module):
+    def __init__(self, n_actions):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Conv2d(4, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(3136, 512),
+            nn.ReLU(),
+            nn.Linear(512, n_actions),
+        )
+
+    def forward(self, x):
+        return self.network(x / 255.0)
+
+
+class FrameReplayBuffer(ReplayBuffer):
+    """SB3's ReplayBuffer that stores each 84x84 frame once instead of two 4-frame stacks per transition.
+
+    Frame row m holds the newest frame of the m-th observation added. Observation n is rebuilt from rows n-3..n
+    and its next observation from rows n-2..n+1, with frames from before the episode's first frame zeroed, as the
+    env's own stack has them. Where an episode ends, row n+1 (its last frame) is reused by the next episode's
+    first frame, so the last frame is kept aside first: no transition ever bootstraps from another episode.
+    """
+
+    def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
+        BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        self.buffer_size = max(buffer_size // n_envs, 1)  # transitions per env, as in SB3
+        self.optimize_memory_usage = False
+        self.stack = observation_space.shape[0]
+        rows = self.buffer_size + self.stack  # the oldest observation's 3 earlier frames and the newest next frame
+        self.frames = np.zeros((rows, n_envs, *observation_space.shape[1:]), observation_space.dtype)
+        self.starts = np.zeros((rows, n_envs), bool)  # row m is the first frame of an episode
+        self.actions = np.zeros((self.buffer_size, n_envs, 1), action_space.dtype)
+        self.rewards = np.zeros((self.buffer_size, n_envs), np.float32)
+        self.dones = np.zeros((self.buffer_size, n_envs), np.float32)
+        self.last_frames = {}  # (transition number, env) -> last frame of an episode, for its last transition
+        self.added, self.last_next_obs = 0, None
+
+    @staticmethod
+    def nbytes(buffer_size, observation_space):
+        frame = np.prod(observation_space.shape[1:]) * observation_space.dtype.itemsize
+        return (buffer_size + 4) * (frame + 1) + buffer_size * (8 + 4 + 4)
+
+    def add(self, obs, next_obs, action, reward, done, infos):
+        n, rows = self.added, len(self.frames)
+        starts = np.ones(self.n_envs, bool) if n == 0 else (obs != self.last_next_obs).reshape(self.n_envs, -1).any(1)
+        for env in np.flatnonzero(starts):  # a new episode: its first frame takes row n, the last one moves aside
+            if obs[env, :-1].any():
+                raise ValueError("FrameReplayBuffer: a new episode's frame stack must be zeros and its first frame")
+            if n > 0:
+                self.last_frames[(n - 1, env)] = self.frames[n % rows, env].copy()
+        for env in range(self.n_envs):  # transition n - buffer_size leaves the buffer now
+            self.last_frames.pop((n - self.buffer_size, env), None)
+        self.frames[n % rows], self.starts[n % rows] = obs[:, -1], starts
+        self.frames[(n + 1) % rows], self.starts[(n + 1) % rows] = next_obs[:, -1], False
+        self.last_next_obs = next_obs.copy()
+        self.actions[self.pos] = action.reshape(self.n_envs, 1)
+        self.rewards[self.pos], self.dones[self.pos] = reward, done
+        self.added += 1
+        self.pos = (self.pos + 1) % self.buffer_size
+        self.full = self.full or self.pos == 0
+
+    def _get_samples(self, batch_inds, env=None):
+        env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        n = self.added - 1 - (self.pos - 1 - batch_inds) % self.buffer_size  # the transitions' numbers
+        rows = (n[:, None] + np.arange(1 - self.stack, 2)) % len(self.frames)  # n-3 .. n+1
+        frames = self.frames[rows, env_inds[:, None]]
+        starts = self.starts[rows, env_inds[:, None]]
+        # zero each frame that comes before an episode start within rows n-2..n (the env's stack had zeros there)
+        earlier = np.flip(np.cumsum(np.flip(starts[:, 1 : self.stack], 1), 1), 1) > 0
+        frames[:, : self.stack - 1][earlier] = 0
+        for b in np.flatnonzero(starts[:, -1]):  # row n+1 is a new episode's: use the ended episode's last frame
+            frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
+        frames = self.to_torch(frames)
+        return ReplayBufferSamples(
+            frames[:, :-1],
+            self.to_torch(self.actions[batch_inds, env_inds]),
+            frames[:, 1:],
+            self.to_torch(self.dones[batch_inds, env_inds].reshape(-1, 1)),
+            self.to_torch(self.rewards[batch_inds, env_inds].reshape(-1, 1)),
+        )
+
+
+def linear_schedule(start_e: float, end_e: float, duration: float, t: int):
+    slope = (end_e - start_e) / duration
+    return max(slope * t + start_e, end_e)
+
+
+def crossed(step, n_steps, every):
+    """True when the last `n_steps` steps, ending at `step`, passed a multiple of `every`."""
+    return step // every > (step - n_steps) // every
+
+
+def check_args(args):
+    """Returns the first problem with the arguments, or None."""
+    rules = [
+        (args.total_timesteps > 0, f"--total-timesteps must be > 0, got {args.total_timesteps}"),
+        (args.num_envs >= 1, f"--num-envs must be >= 1, got {args.num_envs}"),
+        (args.buffer_size >= 1, f"--buffer-size must be >= 1, got {args.buffer_size}"),
+        (args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}"),
+        (args.batch_size <= args.buffer_size, f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})"),
+        (0 <= args.gamma <= 1, f"--gamma must be in [0, 1], got {args.gamma}"),
+        (0 < args.tau <= 1, f"--tau must be in (0, 1], got {args.tau}"),
+        (0 <= args.start_e <= 1 and 0 <= args.end_e <= 1, f"--start-e and --end-e must be in [0, 1], got {args.start_e} and {args.end_e}"),
+        (args.end_e <= args.start_e, f"--end-e ({args.end_e}) must not exceed --start-e ({args.start_e})"),
+        (0 < args.exploration_fraction <= 1, f"--exploration-fraction must be in (0, 1], got {args.exploration_fraction}"),
+        (0 <= args.learning_starts < args.total_timesteps, f"--learning-starts must be in [0, total-timesteps), got {args.learning_starts}"),
+        (args.train_frequency >= 1 and args.target_network_frequency >= 1, "--train-frequency and --target-network-frequency must be >= 1"),
+        (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
+    ]
+    return next((message for ok, message in rules if not ok), None)
+
+
+def check_env(env_id):
+    """Returns the problem that keeps `env_id` from training here, or None."""
+    atari_ids = [k for k, s in gym.registry.items() if str(s.entry_point).startswith("ale_py")]
+    if env_id not in atari_ids:
+        close = difflib.get_close_matches(env_id, atari_ids, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "for other envs use dqn.py"
+        return f"'{env_id}' is not an Atari env id ({hint})"
+    return None
+
+
+def check_memory(args, observation_space):
+    """Returns a problem if the replay buffer cannot fit in the available memory (with 1 GiB for the rest)."""
+    need, available = FrameReplayBuffer.nbytes(args.buffer_size, observation_space), psutil.virtual_memory().available
+    room = available - 2**30
+    if need <= room:
+        return None
+    fits = max(int(room / FrameReplayBuffer.nbytes(1, observation_space)), 0)
+    return (f"the replay buffer needs {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
+            f"(1 GiB kept for the rest): the largest --buffer-size that fits is {fits:,}")
+
+
+def evaluate(q_network, args, run_name, device, rng):
+    """Plays `eval_episodes` whole games with epsilon = end-e; returns their scores."""
+    envs = make_env(args.env_id, 1)
+    screen = make_env(args.env_id, 1, grayscale=False, img_height=210, img_width=160, stack_num=1) if args.capture_video else None
+    obs, info = envs.reset(seed=args.seed + 10_000)
+    lives, scores, score, frames = info["lives"], [], 0.0, []
+    if screen:  # a twin emulator, seeded and stepped alike, gives the full-colour frames for the video
+        frames.append(screen.reset(seed=args.seed + 10_000)[0][0, 0])
+    while len(scores) < args.eval_episodes:
+        if rng.random() < args.end_e:
+            actions = rng.integers(envs.single_action_space.n, size=1)
+        else:
+            with torch.no_grad():
+                actions = q_network(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
+        obs, reward, terminated, truncated, info = envs.step(actions)
+        score += reward[0]
+        if screen:
+            frames.append(screen.step(actions)[0][0, 0])
+        if truncated[0] or (terminated[0] and not info["lives"][0] < lives[0]):  # game over, not just a life lost
+            scores.append(score)
+            score = 0.0
+            if screen:
+                import imageio  # ffmpeg, only when recording
+
+                os.makedirs(f"videos/{run_name}-eval", exist_ok=True)
+                imageio.mimsave(f"videos/{run_name}-eval/game-{len(scores) - 1}.mp4", frames[:-1], fps=15)
+                frames = frames[-1:]
+        lives = info["lives"]
+    envs.close()
+    if screen:
+        screen.close()
+    return scores
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    problem = check_args(args) or check_env(args.env_id)
+    envs = None if problem else make_env(args.env_id, args.num_envs)
+    problem = problem or check_memory(args, envs.single_observation_space)
+    if problem:
+        sys.exit(f"{os.path.basename(__file__)}: error: {problem}")
+    run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
+        run_name += "+"
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)  # the replay buffer samples with NumPy's global generator
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    rng = np.random.default_rng(args.seed)  # exploration
+    if args.cuda and not torch.cuda.is_available():
+        print(f"{os.path.basename(__file__)}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    n_envs, n_actions = args.num_envs, envs.single_action_space.n
+    q_network = QNetwork(n_actions).to(device)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    target_network = QNetwork(n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+
+    rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)
+    start_time = last_print = time.time()
+    recent_returns = deque(maxlen=20)
+    episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
+
+    # TRY NOT TO MODIFY: start the game
+    obs, infos = envs.reset(seed=args.seed)
+    lives = infos["lives"]
+    # All step counts below are environment steps summed over the environments: one loop iteration is
+    # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
+    num_iterations = -(-args.total_timesteps // n_envs)
+    for iteration in range(num_iterations):
+        global_step = iteration * n_envs
+        # ALGO LOGIC: put action logic here
+        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        explore = rng.random(n_envs) < epsilon
+        actions = rng.integers(n_actions, size=n_envs)
+        if not explore.all():
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, device=device))
+            actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
+
+        # TRY NOT TO MODIFY: execute the game and log data.
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        global_step += n_envs
+        episode_return += rewards
+        episode_length += 1
+
+        # TRY NOT TO MODIFY: `terminations` include lost lives (the training episode ends, the game goes on); the
+        # logged return is the game's score, summed over all its lives. Where a game ended, next_obs is the next
+        # game's first observation and the true last one is in infos["final_obs"]; a truncated game bootstraps from it.
+        game_over = truncations | (terminations & ~(infos["lives"] < lives))
+        lives = infos["lives"]
+        real_next_obs = next_obs
+        if game_over.any():
+            real_next_obs = next_obs.copy()
+            for i in np.flatnonzero(game_over):
+                real_next_obs[i] = infos["final_obs"][i]
+                writer.add_scalar("charts/episodic_return", episode_return[i], global_step)
+                writer.add_scalar("charts/episodic_length", episode_length[i], global_step)
+                recent_returns.append(episode_return[i])
+                episode_return[i], episode_length[i] = 0, 0
+        rb.add(obs, real_next_obs, actions, np.sign(rewards), terminations, infos)  # rewards clipped to their sign
+
+        # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
+        obs = next_obs
+
+        # ALGO LOGIC: training.
+        if global_step > args.learning_starts:
+            n_updates = global_step // args.train_frequency - (global_step - n_envs) // args.train_frequency
+            for _ in range(n_updates):
+                data = rb.sample(args.batch_size)
+                with torch.no_grad():
+                    target_max, _ = target_network(data.next_observations).max(dim=1)
+                    td_target = data.rewards.flatten() + args.gamma * target_max * (1 - data.dones.flatten())
+                old_val = q_network(data.observations).gather(1, data.actions).squeeze(1)
+                loss = F.mse_loss(td_target, old_val)
+
+                # optimize the model
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+            if n_updates and crossed(global_step, n_envs, 100):
+                writer.add_scalar("losses/td_loss", loss.item(), global_step)
+                writer.add_scalar("losses/q_values", old_val.mean().item(), global_step)
+
+            # update target network
+            if crossed(global_step, n_envs, args.target_network_frequency):
+                for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
+                    target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
+
+        if crossed(global_step, n_envs, 100):
+            writer.add_scalar("charts/SPS", int(global_step / (time.time() - start_time)), global_step)
+            writer.add_scalar("charts/epsilon", epsilon, global_step)
+        if time.time() - last_print > 10 or iteration == num_iterations - 1:
+            last_print = time.time()
+            mean_return = f"{np.mean(recent_returns):.2f}" if recent_returns else "n/a"
+            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int(global_step / (last_print - start_time)):,} steps/s  "
+                  f"return (last {len(recent_returns)}) {mean_return}  epsilon {epsilon:.3f}", flush=True)
+
+    envs.close()
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+
+    if args.eval_episodes > 0:
+        eval_returns = evaluate(q_network, args, run_name, device, rng)
+        for i, score in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", score, i)
+        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {args.eval_episodes} games (epsilon {args.end_e})")
+
+    writer.close()

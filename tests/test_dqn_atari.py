@@ -1,0 +1,198 @@
+"""dqn_atari.py: DeepMind preprocessing, the real game score, and the one-frame-per-step replay memory."""
+import os
+import runpy
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, run_dirs, run_script, scalars
+from stable_baselines3.common.buffers import ReplayBuffer
+
+import dqn_atari
+
+# Breakout with games cut at 1000 emulator frames (250 steps): truncations come often
+gym.register("ShortBreakoutNoFrameskip-v4", entry_point="ale_py.env:AtariEnv",
+             kwargs={**gym.spec("BreakoutNoFrameskip-v4").kwargs, "max_num_frames_per_episode": 1000})
+
+
+def random_stream(env_id, num_envs, steps, seed=0):
+    """(obs, real_next_obs, actions, clipped rewards, terminations, game_over) per step, as dqn_atari.py makes them."""
+    envs, rng = dqn_atari.make_env(env_id, num_envs), np.random.default_rng(seed)
+    obs, info = envs.reset(seed=seed)
+    lives = info["lives"]
+    for _ in range(steps):
+        actions = rng.integers(envs.single_action_space.n, size=num_envs)
+        next_obs, rewards, terminations, truncations, info = envs.step(actions)
+        game_over = truncations | (terminations & ~(info["lives"] < lives))
+        real_next_obs = next_obs.copy()
+        if game_over.any():
+            real_next_obs[game_over] = info["final_obs"][game_over]
+        yield obs, real_next_obs, actions, np.sign(rewards), terminations, truncations, game_over
+        obs, lives = next_obs, info["lives"]
+    envs.close()
+
+
+# ---- preprocessing ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "ALE/Breakout-v5"])
+def test_observations_are_4_stacked_84x84_uint8_frames_4_emulator_frames_per_step(env_id):
+    envs = dqn_atari.make_env(env_id, 2)
+    obs, info = envs.reset(seed=1)
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    assert not obs[:, :3].any() and obs[:, 3].any(), "a game starts with zeros behind its first frame"
+    frames = info["frame_number"].copy()
+    next_obs, *_ , info = envs.step(np.zeros(2, dtype=np.int64))
+    assert (info["frame_number"] - frames == 4).all()
+    assert (next_obs[:, :3] == obs[:, 1:]).all(), "the stack shifts by one frame per step"
+    envs.close()
+
+
+def test_lost_life_ends_the_training_episode_but_not_the_game():
+    lost_lives = games = 0
+    for obs, next_obs, _, rewards, terminations, _, game_over in random_stream("BreakoutNoFrameskip-v4", 2, 1500):
+        lost_lives += (terminations & ~game_over).sum()
+        games += game_over.sum()
+        assert set(np.unique(rewards)) <= {-1, 0, 1}, "training rewards are clipped to their sign"
+    assert lost_lives >= 3 * games > 0
+
+
+# ---- the replay memory --------------------------------------------------------------------------
+
+def same(a, b):
+    """The two ReplayBufferSamples hold bit-identical tensors (fields SB3 leaves as None are None in both)."""
+    return all((x is None and y is None) or torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_frame_buffer_gives_bit_identical_samples_to_sb3_plain_buffer(num_envs):
+    envs = dqn_atari.make_env("ShortBreakoutNoFrameskip-v4", num_envs)
+    spaces = envs.single_observation_space, envs.single_action_space
+    envs.close()
+    capacity = 240 * num_envs  # the stream below wraps around the ring several times
+    plain = ReplayBuffer(capacity, *spaces, "cpu", n_envs=num_envs, handle_timeout_termination=False)
+    frame = dqn_atari.FrameReplayBuffer(capacity, *spaces, "cpu", n_envs=num_envs)
+    seen = {"life lost": 0, "truncated": 0, "game over": 0}
+    for step, (obs, next_obs, actions, rewards, terms, truncs, over) in enumerate(
+        random_stream("ShortBreakoutNoFrameskip-v4", num_envs, 1500)
+    ):
+        plain.add(obs, next_obs, actions, rewards, terms, {})
+        frame.add(obs, next_obs, actions, rewards, terms, {})
+        seen["life lost"] += (terms & ~over).sum()
+        seen["truncated"] += truncs.sum()
+        seen["game over"] += (terms & over).sum()
+        if step % 97 == 0 or step > 1490:  # every stored index, for every env
+            for env in range(num_envs):
+                np.random.seed(step)
+                inds = np.arange(plain.buffer_size if plain.full else plain.pos)
+                a = plain._get_samples(inds)
+                np.random.seed(step)
+                b = frame._get_samples(inds)
+                assert same(a, b), step
+    assert all(seen.values()), seen
+    np.random.seed(5)
+    a = plain.sample(32)
+    np.random.seed(5)
+    b = frame.sample(32)
+    assert same(a, b)
+
+
+def test_frame_buffer_stores_one_frame_per_transition():
+    envs = dqn_atari.make_env("BreakoutNoFrameskip-v4", 1)
+    rb = dqn_atari.FrameReplayBuffer(100_000, envs.single_observation_space, envs.single_action_space)
+    envs.close()
+    arrays = [v for v in vars(rb).values() if isinstance(v, np.ndarray)]
+    per_transition = sum(a.nbytes for a in arrays) / 100_000
+    assert per_transition <= 7200, per_transition
+    assert sum(a.nbytes for a in arrays) == dqn_atari.FrameReplayBuffer.nbytes(100_000, envs.single_observation_space)
+
+
+def run_in_process(monkeypatch, workdir, *flags):
+    """Runs dqn_atari.py in this process and returns its globals (the replay buffer is `rb`)."""
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", ["dqn_atari.py", *map(str, flags)])
+    return runpy.run_path(os.path.join(ROOT, "dqn_atari.py"), run_name="__main__")
+
+
+def test_no_transition_bootstraps_from_another_games_frame_and_scores_are_real_game_scores(monkeypatch, workdir):
+    g = run_in_process(monkeypatch, workdir, "--env-id", "ShortBreakoutNoFrameskip-v4", "--total-timesteps", 600,
+                       "--learning-starts", 500, "--buffer-size", 1000, "--end-e", 1, "--eval-episodes", 0,
+                       "--no-cuda")
+    rb = g["rb"]
+    np.random.seed(0)
+    data = rb._get_samples(np.arange(rb.pos))
+    obs, next_obs = data.observations.numpy(), data.next_observations.numpy()
+    # every stored next observation is its observation one frame on: the same game, never the next one's start
+    assert (next_obs[:, :3] == obs[:, 1:]).all()
+    assert rb.starts[: rb.pos].sum() >= 3, "the run crossed several games"
+
+
+def test_logged_return_is_the_unclipped_score_summed_over_all_lives(monkeypatch, workdir):
+    # SpaceInvaders pays 5 to 30 points per alien and has 3 lives
+    g = run_in_process(monkeypatch, workdir, "--env-id", "SpaceInvadersNoFrameskip-v4", "--total-timesteps", 2500,
+                       "--learning-starts", 2400, "--buffer-size", 5000, "--end-e", 1, "--eval-episodes", 0,
+                       "--no-cuda")
+    tags = scalars(run_dirs(workdir)[0])
+    logged = [(v, l) for (_, v), (_, l) in zip(tags["charts/episodic_return"], tags["charts/episodic_length"])]
+    # replay the same actions in a plain env that knows nothing of lives: its games are the real ones
+    actions = g["rb"].actions[: g["rb"].pos, 0, 0]
+    env = dqn_atari.ale_py.AtariVectorEnv("space_invaders", 1, reward_clipping=False, episodic_life=False,
+                                          autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    env.reset(seed=1)
+    games, score, length = [], 0, 0
+    for a in actions:
+        _, r, term, trunc, _ = env.step(np.array([a]))
+        score, length = score + r[0], length + 1
+        if term[0] or trunc[0]:
+            games.append((score, length))
+            score, length = 0, 0
+    assert len(games) >= 2 and logged == games
+    assert max(v for v, _ in logged) > 50
+    assert set(np.unique(g["rb"].rewards[: g["rb"].pos])) <= {-1.0, 0.0, 1.0}
+
+
+# ---- the whole script ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4"])
+def test_short_run_logs_cleanrl_tags(workdir, env_id):
+    result = run_script("dqn_atari.py", "--env-id", env_id, "--total-timesteps", 1200, "--learning-starts", 1000,
+                        "--buffer-size", 2000, "--num-envs", 2, "--end-e", 0.5, "--eval-episodes", 0, "--no-cuda",
+                        cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    tags = scalars(run_dirs(workdir)[0])
+    for tag in ("charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"):
+        assert tag in tags
+    if env_id.startswith("Breakout"):  # Pong's first game lasts longer than this run
+        assert len(tags["charts/episodic_return"]) >= 2
+
+
+def test_capture_video_records_playable_evaluation_games(workdir):
+    import imageio.v3 as iio
+
+    result = run_script("dqn_atari.py", "--total-timesteps", 300, "--learning-starts", 200, "--buffer-size", 1000,
+                        "--eval-episodes", 1, "--end-e", 1.0, "--capture-video", "--no-cuda", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "eval:" in result.stdout
+    videos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(workdir, "videos")) for f in fs]
+    frames = iio.imread(videos[0])
+    assert len(videos) == 1 and frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) > 50
+    assert [v for _, v in scalars(run_dirs(workdir)[0])["eval/episodic_return"]]
+
+
+BAD_INPUT = [
+    (["--env-id", "CartPole-v1"], "dqn.py"),
+    (["--env-id", "BreakoutNoFrameskip-v3"], "BreakoutNoFrameskip-v4"),
+    (["--buffer-size", 10**10], "largest --buffer-size that fits"),
+    (["--learning-starts", 10**8], "--learning-starts"),
+    (["--tau", 2], "--tau"),
+]
+
+
+@pytest.mark.parametrize("flags,named", BAD_INPUT, ids=[" ".join(map(str, f)) for f, _ in BAD_INPUT])
+def test_bad_input_gives_one_clear_line_and_no_run_folder(workdir, flags, named):
+    result = run_script("dqn_atari.py", *flags, "--no-cuda", cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not os.path.exists(os.path.join(workdir, "runs"))

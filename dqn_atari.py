@@ -32,6 +32,8 @@ class Args:
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
     """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
+    torch_threads: int = 1
+    """CPU threads for torch (1 is fastest for these small networks on a few shared cores; 0 = torch's default)"""
     capture_video: bool = False
     """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
     save_model: bool = False
@@ -207,6 +209,7 @@ def check_args(args):
         (args.train_frequency >= 1 and args.target_network_frequency >= 1, "--train-frequency and --target-network-frequency must be >= 1"),
         (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
         (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
+        (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
     ]
     return next((message for ok, message in rules if not ok), None)
 
@@ -287,6 +290,8 @@ if __name__ == "__main__":
     np.random.seed(args.seed)  # the replay buffer samples with NumPy's global generator
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(args.seed)  # exploration
     if args.cuda and not torch.cuda.is_available():
         print(f"{os.path.basename(__file__)}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)

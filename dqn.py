@@ -28,7 +28,7 @@ class Args:
     cuda: bool = True
     """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
     torch_threads: int = 1
-    """CPU threads for torch (1 is fastest for these small networks on a few shared cores; 0 = torch's default)"""
+    """CPU threads for torch (1 is fastest for this small MLP; 0 = torch's default, one per core)"""
     capture_video: bool = False
     """if toggled, record videos of the first environment's episodes into `videos/{run_name}`"""
     save_model: bool = False

@@ -32,8 +32,8 @@ class Args:
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
     """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
-    torch_threads: int = 1
-    """CPU threads for torch (1 is fastest for these small networks on a few shared cores; 0 = torch's default)"""
+    torch_threads: int = 0
+    """CPU threads for torch (0 = torch's default, one per core: fastest for the CNN update)"""
     capture_video: bool = False
     """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
     save_model: bool = False

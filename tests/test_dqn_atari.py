@@ -196,3 +196,25 @@ def test_bad_input_gives_one_clear_line_and_no_run_folder(workdir, flags, named)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr
     assert not os.path.exists(os.path.join(workdir, "runs"))
+
+
+def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(workdir):
+    """The same seed gives the same losses and returns whichever buffer stores the transitions."""
+    source = open(os.path.join(ROOT, "dqn_atari.py")).read()
+    line = "rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)"
+    plain = line.replace("FrameReplayBuffer(", "ReplayBuffer(").replace("n_envs)", "n_envs, handle_timeout_termination=False)")
+    assert source.count(line) == 1
+    os.makedirs(os.path.join(workdir, "plain"))
+    with open(os.path.join(workdir, "plain", "dqn_atari.py"), "w") as f:
+        f.write(source.replace(line, plain))
+    flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", 1600, "--learning-starts", 600,
+             "--buffer-size", 1000, "--exploration-fraction", 0.5, "--torch-threads", 1, "--eval-episodes", 0, "--no-cuda"]
+    curves = []
+    for script in (os.path.join(ROOT, "dqn_atari.py"), os.path.join(workdir, "plain", "dqn_atari.py")):
+        cwd = os.path.dirname(script) if "plain" in script else workdir
+        result = run_script(script, *flags, cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        tags = scalars(run_dirs(cwd)[0])
+        curves.append((tags["losses/td_loss"], tags["charts/episodic_return"]))
+    assert len(curves[0][0]) >= 5 and len(curves[0][1]) >= 3
+    assert curves[0] == curves[1]

@@ -207,7 +207,7 @@ def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(w
     os.makedirs(os.path.join(workdir, "plain"))
     with open(os.path.join(workdir, "plain", "dqn_atari.py"), "w") as f:
         f.write(source.replace(line, plain))
-    flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", 1600, "--learning-starts", 600,
+    flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", 1200, "--learning-starts", 600,
              "--buffer-size", 1000, "--exploration-fraction", 0.5, "--torch-threads", 1, "--eval-episodes", 0, "--no-cuda"]
     curves = []
     for script in (os.path.join(ROOT, "dqn_atari.py"), os.path.join(workdir, "plain", "dqn_atari.py")):

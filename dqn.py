@@ -1,11 +1,14 @@
 # DQN for classic control (Mnih et al. 2015), one file, top to bottom. Docs: README.md
 import difflib
 import os
+import pickle
 import random
+import signal
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -66,6 +69,16 @@ class Args:
     eval_episodes: int = 10
     """the number of greedy (epsilon = end-e) evaluation episodes after training; 0 skips evaluation"""
 
+    # Checkpoints (Ctrl-C or SIGTERM always saves the model and a checkpoint, then exits 130 or 143)
+    checkpoint_frequency: int = 0
+    """write a resumable checkpoint into the run folder every this many environment steps (0 = off)"""
+    checkpoint_buffer: bool = True
+    """include the replay buffer in checkpoints; without it a resumed run collects learning-starts steps before it learns again"""
+    resume: Optional[str] = None
+    """continue the run of this checkpoint (a checkpoint file or a run folder), with the arguments saved in it"""
+    eval_checkpoint: Optional[str] = None
+    """only evaluate this saved model (a model file, a checkpoint or a run folder) on --env-id for --eval-episodes"""
+
 
 def make_env(env_id, seed, idx, capture_video, run_name):
     def thunk():
@@ -123,6 +136,7 @@ def check_args(args):
         (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
         (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
         (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
+        (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
     ]
     return next((message for ok, message in rules if not ok), None)
 
@@ -147,19 +161,94 @@ def check_env(env_id):
     return None
 
 
+# Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
+SCRIPT = os.path.basename(__file__)
+stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
+
+
+def fail(message):
+    sys.exit(f"{SCRIPT}: error: {message}")
+
+
+def on_signal(signum, frame):
+    if stop_signal:  # a second Ctrl-C: exit at once
+        os._exit(128 + signum)
+    stop_signal.append(signum)
+    print(f"{SCRIPT}: {signal.Signals(signum).name}: finishing this step, then saving (press Ctrl-C again to exit at once)",
+          file=sys.stderr, flush=True)
+
+
+def read_checkpoint(path):
+    """A checkpoint of this script, from its file or its run folder."""
+    file = os.path.join(path, "checkpoint.pkl") if os.path.isdir(path) else path
+    try:
+        with open(file, "rb") as f:
+            checkpoint = pickle.load(f)  # only load checkpoints you wrote: pickle runs code
+    except Exception as e:
+        fail(f"cannot read checkpoint '{file}': {type(e).__name__}: {e}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
+        fail(f"'{file}' is not a checkpoint of {SCRIPT}")
+    return checkpoint
+
+
+def write_checkpoint(state, run_dir):
+    """Writes atomically (a temporary file, then a rename): a crash or a full disk never spoils the last good one."""
+    path = os.path.join(run_dir, "checkpoint.pkl")
+    try:
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(state, f, protocol=5)  # protocol 5 writes large arrays without copying them
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        return path
+    except Exception as e:  # no space, no permission: training goes on, and is worth more than one checkpoint
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")
+        print(f"{SCRIPT}: warning: cannot write the checkpoint of step {state['global_step']:,} ({e}); the run goes on, "
+              f"the last good checkpoint stays", file=sys.stderr, flush=True)
+
+
+def load_model(q_network, path):
+    """Loads a model file (--save-model), a checkpoint, or a run folder's model into q_network."""
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.endswith(".pt")) or ["checkpoint.pkl"]
+        path = os.path.join(path, files[0])
+    try:
+        state = read_checkpoint(path)["q_network"] if path.endswith(".pkl") else torch.load(path, map_location="cpu")
+        q_network.load_state_dict(state)
+    except SystemExit:
+        raise
+    except Exception as e:
+        fail(f"cannot load a model for this env from '{path}': {str(e).splitlines()[0]}")
+
+
+def evaluate(q_network, args, video_name, device, rng):
+    """Plays `eval_episodes` episodes with epsilon = end-e; returns their returns."""
+    env = gym.wrappers.RecordEpisodeStatistics(make_env(args.env_id, args.seed + 10_000, 0, args.capture_video, video_name)())
+    returns = []
+    obs, _ = env.reset(seed=args.seed + 10_000)
+    while len(returns) < args.eval_episodes and not stop_signal:
+        if rng.random() < args.end_e:
+            action = rng.integers(env.action_space.n)
+        else:
+            with torch.no_grad():
+                action = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax().item()
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            returns.append(float(info["episode"]["r"]))
+            obs, _ = env.reset()
+    env.close()
+    return returns
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    checkpoint = read_checkpoint(args.resume) if args.resume else None
+    if checkpoint:  # the run goes on with its own arguments
+        args = Args(**{**checkpoint["args"], "resume": args.resume})
     problem = check_args(args) or check_env(args.env_id)
     if problem:
-        sys.exit(f"{os.path.basename(__file__)}: error: {problem}")
-    run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
-        run_name += "+"
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+        fail(problem)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -170,8 +259,37 @@ if __name__ == "__main__":
         torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(args.seed)  # exploration
     if args.cuda and not torch.cuda.is_available():
-        print(f"{os.path.basename(__file__)}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
+        print(f"{SCRIPT}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    probe = gym.make(args.env_id)
+    obs_dim, n_actions = int(np.prod(probe.observation_space.shape)), probe.action_space.n
+    probe.close()
+    q_network = QNetwork(obs_dim, n_actions).to(device)
+    if args.eval_checkpoint:  # evaluate a saved model, and nothing else
+        load_model(q_network, args.eval_checkpoint)
+        name = os.path.basename(os.path.normpath(args.eval_checkpoint))
+        returns = evaluate(q_network, args, f"{name}-eval", device, rng)
+        print(f"eval: {np.mean(returns):.2f} +- {np.std(returns):.2f} over {len(returns)} episodes (epsilon {args.end_e})")
+        sys.exit(128 + stop_signal[0] if stop_signal else 0)
+
+    if checkpoint:
+        run_dir = os.path.dirname(os.path.abspath(args.resume)) if os.path.isfile(args.resume) else args.resume
+        run_name = os.path.basename(os.path.normpath(run_dir))
+    else:
+        run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
+            run_name += "+"
+        run_dir = f"runs/{run_name}"
+    start_step = checkpoint["global_step"] if checkpoint else 0
+    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if checkpoint else None)  # hides points logged after the checkpoint
+    if not checkpoint:
+        writer.add_text(
+            "hyperparameters",
+            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+        )
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
     # env setup: SAME_STEP autoreset returns the next episode's first observation at once and the
     # true last observation of the finished one in infos["final_obs"]
@@ -179,11 +297,10 @@ if __name__ == "__main__":
         [make_env(args.env_id, args.seed + i, i, args.capture_video, run_name) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-    n_envs, n_actions = args.num_envs, envs.single_action_space.n
+    n_envs = args.num_envs
 
-    q_network = QNetwork(np.prod(envs.single_observation_space.shape), n_actions).to(device)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
-    target_network = QNetwork(np.prod(envs.single_observation_space.shape), n_actions).to(device)
+    target_network = QNetwork(obs_dim, n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
 
     obs_space = envs.single_observation_space  # stored as float32, the network's dtype
@@ -195,16 +312,42 @@ if __name__ == "__main__":
         n_envs=n_envs,
         handle_timeout_termination=False,
     )
-    start_time = last_print = time.time()
     recent_returns = deque(maxlen=20)
+    learning_starts = args.learning_starts
+    if checkpoint:  # everything but the episodes in flight, which restart
+        q_network.load_state_dict(checkpoint["q_network"])
+        target_network.load_state_dict(checkpoint["target_network"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        random.setstate(checkpoint["rng"][0])
+        np.random.set_state(checkpoint["rng"][1])
+        torch.set_rng_state(checkpoint["rng"][2])
+        rng.bit_generator.state = checkpoint["rng"][3]
+        recent_returns.extend(checkpoint["recent_returns"])
+        if checkpoint["rb"] is not None:
+            rb.__dict__.update(checkpoint["rb"], device=device)
+        else:  # an empty buffer: collect experience again before learning
+            learning_starts = start_step + args.learning_starts
+        print(f"resumed {run_dir} at step {start_step:,}", flush=True)
+
+    def checkpoint_state():
+        return {
+            "script": SCRIPT, "args": vars(args), "global_step": global_step,
+            "q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+            "optimizer": optimizer.state_dict(), "rb": vars(rb) if args.checkpoint_buffer else None,
+            "rng": (random.getstate(), np.random.get_state(), torch.get_rng_state(), rng.bit_generator.state),
+            "recent_returns": list(recent_returns),
+        }
+
+    start_time = last_print = time.time()
     episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
 
     # TRY NOT TO MODIFY: start the game
-    obs, _ = envs.reset(seed=args.seed)
+    obs, _ = envs.reset(seed=args.seed + start_step)
     # All step counts below are environment steps summed over the environments: one loop iteration is
     # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
     num_iterations = -(-args.total_timesteps // n_envs)
-    for iteration in range(num_iterations):
+    global_step = checkpointed = start_step
+    for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
         # ALGO LOGIC: put action logic here
         epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
@@ -238,7 +381,7 @@ if __name__ == "__main__":
         obs = next_obs
 
         # ALGO LOGIC: training.
-        if global_step > args.learning_starts:
+        if global_step > learning_starts:
             n_updates = global_step // args.train_frequency - (global_step - n_envs) // args.train_frequency
             for _ in range(n_updates):
                 data = rb.sample(args.batch_size)
@@ -263,38 +406,37 @@ if __name__ == "__main__":
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", int(global_step / (time.time() - start_time)), global_step)
+            writer.add_scalar("charts/SPS", int((global_step - start_step) / (time.time() - start_time)), global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
             last_print = time.time()
             mean_return = f"{np.mean(recent_returns):.2f}" if recent_returns else "n/a"
-            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int(global_step / (last_print - start_time)):,} steps/s  "
+            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int((global_step - start_step) / (last_print - start_time)):,} steps/s  "
                   f"return (last {len(recent_returns)}) {mean_return}  epsilon {epsilon:.3f}", flush=True)
 
+        if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
+            checkpointed = write_checkpoint(checkpoint_state(), run_dir) and global_step
+        if stop_signal:
+            break
+
     envs.close()
-    if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    if args.save_model or stop_signal:
+        model_path = f"{run_dir}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
+    if stop_signal:
+        saved = checkpointed == global_step or write_checkpoint(checkpoint_state(), run_dir)  # once per step is enough
+        writer.close()
+        print(f"{SCRIPT}: stopped at step {global_step:,}; model and " + (f"checkpoint in {run_dir}: continue with --resume {run_dir}"
+              if saved else f"no new checkpoint in {run_dir}"), file=sys.stderr)
+        sys.exit(128 + stop_signal[0])
 
     if args.eval_episodes > 0:
-        eval_env = gym.wrappers.RecordEpisodeStatistics(
-            make_env(args.env_id, args.seed + 10_000, 0, args.capture_video, f"{run_name}-eval")()
-        )
-        eval_returns = []
-        obs, _ = eval_env.reset(seed=args.seed + 10_000)
-        while len(eval_returns) < args.eval_episodes:
-            if rng.random() < args.end_e:
-                action = rng.integers(n_actions)
-            else:
-                with torch.no_grad():
-                    action = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax().item()
-            obs, _, terminated, truncated, info = eval_env.step(action)
-            if terminated or truncated:
-                writer.add_scalar("eval/episodic_return", info["episode"]["r"], len(eval_returns))
-                eval_returns.append(info["episode"]["r"])
-                obs, _ = eval_env.reset()
-        eval_env.close()
-        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {args.eval_episodes} episodes (epsilon {args.end_e})")
+        eval_returns = evaluate(q_network, args, f"{run_name}-eval", device, rng)
+        for i, episodic_return in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", episodic_return, i)
+        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} episodes (epsilon {args.end_e})")
 
     writer.close()
+    if stop_signal:  # stopped during the evaluation
+        sys.exit(128 + stop_signal[0])

@@ -1,11 +1,14 @@
 # DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md
 import difflib
 import os
+import pickle
 import random
+import signal
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Optional
 
 import ale_py
 import gymnasium as gym
@@ -70,6 +73,16 @@ class Args:
     """one gradient update every this many environment steps (summed over all environments), whatever num-envs is"""
     eval_episodes: int = 10
     """the number of evaluation games (epsilon = end-e) after training; 0 skips evaluation"""
+
+    # Checkpoints (Ctrl-C or SIGTERM always saves the model and a checkpoint, then exits 130 or 143)
+    checkpoint_frequency: int = 0
+    """write a resumable checkpoint into the run folder every this many environment steps (0 = off)"""
+    checkpoint_buffer: bool = True
+    """include the replay buffer in checkpoints; without it a resumed run collects learning-starts steps before it learns again"""
+    resume: Optional[str] = None
+    """continue the run of this checkpoint (a checkpoint file or a run folder), with the arguments saved in it"""
+    eval_checkpoint: Optional[str] = None
+    """only evaluate this saved model (a model file, a checkpoint or a run folder) on --env-id for --eval-episodes"""
 
 
 def make_env(env_id, num_envs, **screen):
@@ -210,6 +223,7 @@ def check_args(args):
         (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
         (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
         (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
+        (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
     ]
     return next((message for ok, message in rules if not ok), None)
 
@@ -235,6 +249,67 @@ def check_memory(args, observation_space):
             f"(1 GiB kept for the rest): the largest --buffer-size that fits is {fits:,}")
 
 
+# Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
+SCRIPT = os.path.basename(__file__)
+stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
+
+
+def fail(message):
+    sys.exit(f"{SCRIPT}: error: {message}")
+
+
+def on_signal(signum, frame):
+    if stop_signal:  # a second Ctrl-C: exit at once
+        os._exit(128 + signum)
+    stop_signal.append(signum)
+    print(f"{SCRIPT}: {signal.Signals(signum).name}: finishing this step, then saving (press Ctrl-C again to exit at once)",
+          file=sys.stderr, flush=True)
+
+
+def read_checkpoint(path):
+    """A checkpoint of this script, from its file or its run folder."""
+    file = os.path.join(path, "checkpoint.pkl") if os.path.isdir(path) else path
+    try:
+        with open(file, "rb") as f:
+            checkpoint = pickle.load(f)  # only load checkpoints you wrote: pickle runs code
+    except Exception as e:
+        fail(f"cannot read checkpoint '{file}': {type(e).__name__}: {e}")
+    if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
+        fail(f"'{file}' is not a checkpoint of {SCRIPT}")
+    return checkpoint
+
+
+def write_checkpoint(state, run_dir):
+    """Writes atomically (a temporary file, then a rename): a crash or a full disk never spoils the last good one."""
+    path = os.path.join(run_dir, "checkpoint.pkl")
+    try:
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(state, f, protocol=5)  # protocol 5 writes large arrays without copying them
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        return path
+    except Exception as e:  # no space, no permission: training goes on, and is worth more than one checkpoint
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")
+        print(f"{SCRIPT}: warning: cannot write the checkpoint of step {state['global_step']:,} ({e}); the run goes on, "
+              f"the last good checkpoint stays", file=sys.stderr, flush=True)
+
+
+def load_model(q_network, path):
+    """Loads a model file (--save-model), a checkpoint, or a run folder's model into q_network."""
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.endswith(".pt")) or ["checkpoint.pkl"]
+        path = os.path.join(path, files[0])
+    try:
+        state = read_checkpoint(path)["q_network"] if path.endswith(".pkl") else torch.load(path, map_location="cpu")
+        q_network.load_state_dict(state)
+    except SystemExit:
+        raise
+    except Exception as e:
+        fail(f"cannot load a model for this env from '{path}': {str(e).splitlines()[0]}")
+
+
 def evaluate(q_network, args, run_name, device, rng):
     """Plays `eval_episodes` whole games with epsilon = end-e; returns their scores."""
     envs = make_env(args.env_id, 1)
@@ -243,7 +318,7 @@ def evaluate(q_network, args, run_name, device, rng):
     lives, scores, score, frames = info["lives"], [], 0.0, []
     if screen:  # a twin emulator, seeded and stepped alike, gives the full-colour frames for the video
         frames.append(screen.reset(seed=args.seed + 10_000)[0][0, 0])
-    while len(scores) < args.eval_episodes:
+    while len(scores) < args.eval_episodes and not stop_signal:
         if rng.random() < args.end_e:
             actions = rng.integers(envs.single_action_space.n, size=1)
         else:
@@ -271,19 +346,15 @@ def evaluate(q_network, args, run_name, device, rng):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    checkpoint = read_checkpoint(args.resume) if args.resume else None
+    if checkpoint:  # the run goes on with its own arguments
+        args = Args(**{**checkpoint["args"], "resume": args.resume})
     problem = check_args(args) or check_env(args.env_id)
     envs = None if problem else make_env(args.env_id, args.num_envs)
-    problem = problem or check_memory(args, envs.single_observation_space)
+    if not problem and not args.eval_checkpoint and not (checkpoint and checkpoint["rb"] is not None):
+        problem = check_memory(args, envs.single_observation_space)
     if problem:
-        sys.exit(f"{os.path.basename(__file__)}: error: {problem}")
-    run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
-        run_name += "+"
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+        fail(problem)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -294,27 +365,79 @@ if __name__ == "__main__":
         torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(args.seed)  # exploration
     if args.cuda and not torch.cuda.is_available():
-        print(f"{os.path.basename(__file__)}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
+        print(f"{SCRIPT}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     n_envs, n_actions = args.num_envs, envs.single_action_space.n
     q_network = QNetwork(n_actions).to(device)
+    if args.eval_checkpoint:  # evaluate a saved model, and nothing else
+        envs.close()
+        load_model(q_network, args.eval_checkpoint)
+        name = os.path.basename(os.path.normpath(args.eval_checkpoint))
+        scores = evaluate(q_network, args, name, device, rng)
+        print(f"eval: {np.mean(scores):.2f} +- {np.std(scores):.2f} over {len(scores)} games (epsilon {args.end_e})")
+        sys.exit(128 + stop_signal[0] if stop_signal else 0)
+
+    if checkpoint:
+        run_dir = os.path.dirname(os.path.abspath(args.resume)) if os.path.isfile(args.resume) else args.resume
+        run_name = os.path.basename(os.path.normpath(run_dir))
+    else:
+        run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
+            run_name += "+"
+        run_dir = f"runs/{run_name}"
+    start_step = checkpoint["global_step"] if checkpoint else 0
+    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if checkpoint else None)  # hides points logged after the checkpoint
+    if not checkpoint:
+        writer.add_text(
+            "hyperparameters",
+            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+        )
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
     target_network = QNetwork(n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
 
     rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)
-    start_time = last_print = time.time()
     recent_returns = deque(maxlen=20)
+    learning_starts = args.learning_starts
+    if checkpoint:  # everything but the episodes in flight, which restart
+        q_network.load_state_dict(checkpoint["q_network"])
+        target_network.load_state_dict(checkpoint["target_network"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        random.setstate(checkpoint["rng"][0])
+        np.random.set_state(checkpoint["rng"][1])
+        torch.set_rng_state(checkpoint["rng"][2])
+        rng.bit_generator.state = checkpoint["rng"][3]
+        recent_returns.extend(checkpoint["recent_returns"])
+        if checkpoint["rb"] is not None:
+            rb.__dict__.update(checkpoint["rb"], device=device)
+        else:  # an empty buffer: collect experience again before learning
+            learning_starts = start_step + args.learning_starts
+        print(f"resumed {run_dir} at step {start_step:,}", flush=True)
+
+    def checkpoint_state():
+        return {
+            "script": SCRIPT, "args": vars(args), "global_step": global_step,
+            "q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+            "optimizer": optimizer.state_dict(), "rb": vars(rb) if args.checkpoint_buffer else None,
+            "rng": (random.getstate(), np.random.get_state(), torch.get_rng_state(), rng.bit_generator.state),
+            "recent_returns": list(recent_returns),
+        }
+
+    start_time = last_print = time.time()
     episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
 
     # TRY NOT TO MODIFY: start the game
-    obs, infos = envs.reset(seed=args.seed)
+    obs, infos = envs.reset(seed=args.seed + start_step)
     lives = infos["lives"]
     # All step counts below are environment steps summed over the environments: one loop iteration is
     # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
     num_iterations = -(-args.total_timesteps // n_envs)
-    for iteration in range(num_iterations):
+    global_step = checkpointed = start_step
+    for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
         # ALGO LOGIC: put action logic here
         epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
@@ -351,7 +474,7 @@ if __name__ == "__main__":
         obs = next_obs
 
         # ALGO LOGIC: training.
-        if global_step > args.learning_starts:
+        if global_step > learning_starts:
             n_updates = global_step // args.train_frequency - (global_step - n_envs) // args.train_frequency
             for _ in range(n_updates):
                 data = rb.sample(args.batch_size)
@@ -376,24 +499,37 @@ if __name__ == "__main__":
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", int(global_step / (time.time() - start_time)), global_step)
+            writer.add_scalar("charts/SPS", int((global_step - start_step) / (time.time() - start_time)), global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
             last_print = time.time()
             mean_return = f"{np.mean(recent_returns):.2f}" if recent_returns else "n/a"
-            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int(global_step / (last_print - start_time)):,} steps/s  "
+            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int((global_step - start_step) / (last_print - start_time)):,} steps/s  "
                   f"return (last {len(recent_returns)}) {mean_return}  epsilon {epsilon:.3f}", flush=True)
 
+        if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
+            checkpointed = write_checkpoint(checkpoint_state(), run_dir) and global_step
+        if stop_signal:
+            break
+
     envs.close()
-    if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+    if args.save_model or stop_signal:
+        model_path = f"{run_dir}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
+    if stop_signal:
+        saved = checkpointed == global_step or write_checkpoint(checkpoint_state(), run_dir)  # once per step is enough
+        writer.close()
+        print(f"{SCRIPT}: stopped at step {global_step:,}; model and " + (f"checkpoint in {run_dir}: continue with --resume {run_dir}"
+              if saved else f"no new checkpoint in {run_dir}"), file=sys.stderr)
+        sys.exit(128 + stop_signal[0])
 
     if args.eval_episodes > 0:
         eval_returns = evaluate(q_network, args, run_name, device, rng)
         for i, score in enumerate(eval_returns):
             writer.add_scalar("eval/episodic_return", score, i)
-        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {args.eval_episodes} games (epsilon {args.end_e})")
+        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} games (epsilon {args.end_e})")
 
     writer.close()
+    if stop_signal:  # stopped during the evaluation
+        sys.exit(128 + stop_signal[0])

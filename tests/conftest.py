@@ -34,3 +34,14 @@ def scalars(run_dir):
 @pytest.fixture
 def workdir(tmp_path):
     return str(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def keep_signal_handlers():
+    """Scripts run in-process install their Ctrl-C handlers; give pytest its own back."""
+    import signal
+
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in kept.items():
+        signal.signal(s, handler)

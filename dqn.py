@@ -137,6 +137,7 @@ def check_args(args):
         (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
         (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
+        (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
     ]
     return next((message for ok, message in rules if not ok), None)
 
@@ -219,7 +220,7 @@ def load_model(q_network, path):
     except SystemExit:
         raise
     except Exception as e:
-        fail(f"cannot load a model for this env from '{path}': {str(e).splitlines()[0]}")
+        fail(f"cannot load a model for this env from '{path}': {' '.join(str(e).split())[:300]}")
 
 
 def evaluate(q_network, args, video_name, device, rng):
@@ -245,10 +246,15 @@ if __name__ == "__main__":
     args = tyro.cli(Args)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     if checkpoint:  # the run goes on with its own arguments
+        changed = [k.replace("_", "-") for k, v in vars(args).items() if k != "resume" and v != getattr(Args(), k)]
+        if changed:
+            fail(f"--resume continues with the run's own arguments; drop --{', --'.join(changed)}")
         args = Args(**{**checkpoint["args"], "resume": args.resume})
     problem = check_args(args) or check_env(args.env_id)
     if problem:
         fail(problem)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -288,8 +294,6 @@ if __name__ == "__main__":
             "hyperparameters",
             "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
         )
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
 
     # env setup: SAME_STEP autoreset returns the next episode's first observation at once and the
     # true last observation of the finished one in infos["final_obs"]
@@ -420,6 +424,13 @@ if __name__ == "__main__":
             break
 
     envs.close()
+    if args.eval_episodes > 0 and not stop_signal:
+        eval_returns = evaluate(q_network, args, f"{run_name}-eval", device, rng)
+        for i, episodic_return in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", episodic_return, i)
+        if eval_returns:
+            print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} episodes (epsilon {args.end_e})")
+
     if args.save_model or stop_signal:
         model_path = f"{run_dir}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
@@ -431,12 +442,4 @@ if __name__ == "__main__":
               if saved else f"no new checkpoint in {run_dir}"), file=sys.stderr)
         sys.exit(128 + stop_signal[0])
 
-    if args.eval_episodes > 0:
-        eval_returns = evaluate(q_network, args, f"{run_name}-eval", device, rng)
-        for i, episodic_return in enumerate(eval_returns):
-            writer.add_scalar("eval/episodic_return", episodic_return, i)
-        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} episodes (epsilon {args.end_e})")
-
     writer.close()
-    if stop_signal:  # stopped during the evaluation
-        sys.exit(128 + stop_signal[0])

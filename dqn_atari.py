@@ -224,6 +224,7 @@ def check_args(args):
         (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
         (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
+        (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
     ]
     return next((message for ok, message in rules if not ok), None)
 
@@ -244,7 +245,8 @@ def check_memory(args, observation_space):
     room = available - 2**30
     if need <= room:
         return None
-    fits = max(int(room / FrameReplayBuffer.nbytes(1, observation_space)), 0)
+    per_transition = FrameReplayBuffer.nbytes(1, observation_space) - FrameReplayBuffer.nbytes(0, observation_space)
+    fits = max(int((room - FrameReplayBuffer.nbytes(0, observation_space)) // per_transition), 0)
     return (f"the replay buffer needs {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
             f"(1 GiB kept for the rest): the largest --buffer-size that fits is {fits:,}")
 
@@ -307,7 +309,7 @@ def load_model(q_network, path):
     except SystemExit:
         raise
     except Exception as e:
-        fail(f"cannot load a model for this env from '{path}': {str(e).splitlines()[0]}")
+        fail(f"cannot load a model for this env from '{path}': {' '.join(str(e).split())[:300]}")
 
 
 def evaluate(q_network, args, run_name, device, rng):
@@ -315,9 +317,9 @@ def evaluate(q_network, args, run_name, device, rng):
     envs = make_env(args.env_id, 1)
     screen = make_env(args.env_id, 1, grayscale=False, img_height=210, img_width=160, stack_num=1) if args.capture_video else None
     obs, info = envs.reset(seed=args.seed + 10_000)
-    lives, scores, score, frames = info["lives"], [], 0.0, []
+    lives, frames, scores, score, video = info["lives"], info["episode_frame_number"], [], 0.0, []
     if screen:  # a twin emulator, seeded and stepped alike, gives the full-colour frames for the video
-        frames.append(screen.reset(seed=args.seed + 10_000)[0][0, 0])
+        video.append(screen.reset(seed=args.seed + 10_000)[0][0, 0])
     while len(scores) < args.eval_episodes and not stop_signal:
         if rng.random() < args.end_e:
             actions = rng.integers(envs.single_action_space.n, size=1)
@@ -327,17 +329,18 @@ def evaluate(q_network, args, run_name, device, rng):
         obs, reward, terminated, truncated, info = envs.step(actions)
         score += reward[0]
         if screen:
-            frames.append(screen.step(actions)[0][0, 0])
-        if truncated[0] or (terminated[0] and not info["lives"][0] < lives[0]):  # game over, not just a life lost
+            video.append(screen.step(actions)[0][0, 0])
+        lost_life = info["lives"][0] < lives[0] and info["episode_frame_number"][0] > frames[0]
+        if truncated[0] or (terminated[0] and not lost_life):  # game over, not just a life lost
             scores.append(score)
             score = 0.0
             if screen:
                 import imageio  # ffmpeg, only when recording
 
                 os.makedirs(f"videos/{run_name}-eval", exist_ok=True)
-                imageio.mimsave(f"videos/{run_name}-eval/game-{len(scores) - 1}.mp4", frames[:-1], fps=15)
-                frames = frames[-1:]
-        lives = info["lives"]
+                imageio.mimsave(f"videos/{run_name}-eval/game-{len(scores) - 1}.mp4", video[:-1], fps=15)
+                video = video[-1:]
+        lives, frames = info["lives"], info["episode_frame_number"]
     envs.close()
     if screen:
         screen.close()
@@ -348,6 +351,9 @@ if __name__ == "__main__":
     args = tyro.cli(Args)
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     if checkpoint:  # the run goes on with its own arguments
+        changed = [k.replace("_", "-") for k, v in vars(args).items() if k != "resume" and v != getattr(Args(), k)]
+        if changed:
+            fail(f"--resume continues with the run's own arguments; drop --{', --'.join(changed)}")
         args = Args(**{**checkpoint["args"], "resume": args.resume})
     problem = check_args(args) or check_env(args.env_id)
     envs = None if problem else make_env(args.env_id, args.num_envs)
@@ -355,6 +361,8 @@ if __name__ == "__main__":
         problem = check_memory(args, envs.single_observation_space)
     if problem:
         fail(problem)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -393,8 +401,6 @@ if __name__ == "__main__":
             "hyperparameters",
             "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
         )
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
 
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
     target_network = QNetwork(n_actions).to(device)
@@ -432,7 +438,7 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game
     obs, infos = envs.reset(seed=args.seed + start_step)
-    lives = infos["lives"]
+    lives, frames = infos["lives"], infos["episode_frame_number"]
     # All step counts below are environment steps summed over the environments: one loop iteration is
     # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
     num_iterations = -(-args.total_timesteps // n_envs)
@@ -457,8 +463,9 @@ if __name__ == "__main__":
         # TRY NOT TO MODIFY: `terminations` include lost lives (the training episode ends, the game goes on); the
         # logged return is the game's score, summed over all its lives. Where a game ended, next_obs is the next
         # game's first observation and the true last one is in infos["final_obs"]; a truncated game bootstraps from it.
-        game_over = truncations | (terminations & ~(infos["lives"] < lives))
-        lives = infos["lives"]
+        lost_life = (infos["lives"] < lives) & (infos["episode_frame_number"] > frames)  # same game, one life less
+        game_over = truncations | (terminations & ~lost_life)  # (infos["final_obs"] is valid for these rows only)
+        lives, frames = infos["lives"], infos["episode_frame_number"]
         real_next_obs = next_obs
         if game_over.any():
             real_next_obs = next_obs.copy()
@@ -513,6 +520,13 @@ if __name__ == "__main__":
             break
 
     envs.close()
+    if args.eval_episodes > 0 and not stop_signal:
+        eval_returns = evaluate(q_network, args, run_name, device, rng)
+        for i, score in enumerate(eval_returns):
+            writer.add_scalar("eval/episodic_return", score, i)
+        if eval_returns:
+            print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} games (epsilon {args.end_e})")
+
     if args.save_model or stop_signal:
         model_path = f"{run_dir}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
@@ -524,12 +538,4 @@ if __name__ == "__main__":
               if saved else f"no new checkpoint in {run_dir}"), file=sys.stderr)
         sys.exit(128 + stop_signal[0])
 
-    if args.eval_episodes > 0:
-        eval_returns = evaluate(q_network, args, run_name, device, rng)
-        for i, score in enumerate(eval_returns):
-            writer.add_scalar("eval/episodic_return", score, i)
-        print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} games (epsilon {args.end_e})")
-
     writer.close()
-    if stop_signal:  # stopped during the evaluation
-        sys.exit(128 + stop_signal[0])

@@ -21,16 +21,17 @@ def random_stream(env_id, num_envs, steps, seed=0):
     """(obs, real_next_obs, actions, clipped rewards, terminations, game_over) per step, as dqn_atari.py makes them."""
     envs, rng = dqn_atari.make_env(env_id, num_envs), np.random.default_rng(seed)
     obs, info = envs.reset(seed=seed)
-    lives = info["lives"]
+    lives, frames = info["lives"], info["episode_frame_number"]
     for _ in range(steps):
         actions = rng.integers(envs.single_action_space.n, size=num_envs)
         next_obs, rewards, terminations, truncations, info = envs.step(actions)
-        game_over = truncations | (terminations & ~(info["lives"] < lives))
+        lost_life = (info["lives"] < lives) & (info["episode_frame_number"] > frames)
+        game_over = truncations | (terminations & ~lost_life)
         real_next_obs = next_obs.copy()
         if game_over.any():
             real_next_obs[game_over] = info["final_obs"][game_over]
         yield obs, real_next_obs, actions, np.sign(rewards), terminations, truncations, game_over
-        obs, lives = next_obs, info["lives"]
+        obs, lives, frames = next_obs, info["lives"], info["episode_frame_number"]
     envs.close()
 
 
@@ -218,3 +219,19 @@ def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(w
         curves.append((tags["losses/td_loss"], tags["charts/episodic_return"]))
     assert len(curves[0][0]) >= 5 and len(curves[0][1]) >= 3
     assert curves[0] == curves[1]
+
+
+def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
+    from types import SimpleNamespace
+
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    nbytes = lambda n: dqn_atari.FrameReplayBuffer.nbytes(n, space)
+    monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=8 * 2**30))
+    problem = dqn_atari.check_memory(SimpleNamespace(buffer_size=10**7), space)
+    assert "GiB" in problem
+    fits = int(problem.rsplit(" ", 1)[1].replace(",", ""))
+    assert nbytes(fits) <= 7 * 2**30 < nbytes(fits + 1), "1 GiB is kept for the rest of the process"
+    assert dqn_atari.check_memory(SimpleNamespace(buffer_size=fits), space) is None
+    # a 16 GiB machine with about 14 GiB available holds the default 1M-step buffer
+    monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=14 * 2**30))
+    assert dqn_atari.check_memory(SimpleNamespace(buffer_size=1_000_000), space) is None

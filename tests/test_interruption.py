@@ -154,3 +154,13 @@ def test_resume_from_something_that_is_not_a_checkpoint_gives_one_clear_line(wor
     result = run_script("dqn.py", "--resume", os.path.join(ROOT, path), cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "checkpoint" in result.stderr
+
+
+def test_resume_with_other_flags_gives_one_clear_line(workdir):
+    result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 600, "--checkpoint-frequency", 600,
+                        "--eval-episodes", 0, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    result = run_script("dqn.py", "--resume", run_dirs(workdir)[0], "--total-timesteps", 10**6, cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--total-timesteps" in lines[0], result.stderr

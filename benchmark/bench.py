@@ -6,7 +6,7 @@
 For each configuration the script runs as a user would (a fresh process in a scratch folder) and the numbers come
 from outside it: wall time of the whole process, peak resident memory (the kernel's rusage), and steps/s before and
 after learning starts from the wall-clock stamps of its TensorBoard `charts/SPS` points. Start-up is the whole-process
-wall time of a 2-step run (imports, env and network creation, one update, writing the logs).
+wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3.
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
 `sample(32)` costs against SB3's plain ReplayBuffer.
 """
@@ -50,7 +50,8 @@ def steps_per_second(sps, first, last):
 
 def measure(name, script, before, after, *flags):
     total = before + after
-    startup, _, _ = run(script, *flags, "--total-timesteps", 2, "--learning-starts", 1, "--eval-episodes", 0)
+    startup = min(run(script, *flags, "--total-timesteps", 2, "--learning-starts", 1, "--eval-episodes", 0)[0]
+                  for _ in range(3))  # best of 3: the first start after a change may read cold files
     wall, rss, tags = run(script, *flags, "--total-timesteps", total, "--learning-starts", before, "--eval-episodes", 0)
     sps = tags["charts/SPS"]
     pre = steps_per_second(sps, min(1000, before // 10), before)

@@ -119,7 +119,7 @@ def crossed(step, n_steps, every):
 
 
 def check_args(args):
-    """Returns the first problem with the arguments, or None."""
+    """Returns every problem with the arguments, one message each."""
     rules = [
         (args.total_timesteps > 0, f"--total-timesteps must be > 0, got {args.total_timesteps}"),
         (args.num_envs >= 1, f"--num-envs must be >= 1, got {args.num_envs}"),
@@ -139,27 +139,27 @@ def check_args(args):
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
         (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
     ]
-    return next((message for ok, message in rules if not ok), None)
+    return [message for ok, message in rules if not ok]
 
 
 def check_env(env_id):
-    """Returns the problem that keeps `env_id` from training here, or None."""
+    """Returns the problems that keep `env_id` from training here, one message each."""
     try:
         env = gym.make(env_id)
     except gym.error.Error as e:
         if "ALE/" in env_id or "NoFrameskip" in env_id:
-            return f"'{env_id}' is an Atari env: use dqn_atari.py"
+            return [f"'{env_id}' is an Atari env: use dqn_atari.py"]
         close = difflib.get_close_matches(env_id, gym.registry.keys(), n=3, cutoff=0.6)
-        return f"cannot make env '{env_id}': {e}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+        return [f"cannot make env '{env_id}': {e}" + (f" (did you mean {', '.join(close)}?)" if close else "")]
     except Exception as e:  # the user's own module may fail to import, or its env to build
-        return f"cannot make env '{env_id}': {type(e).__name__}: {e}"
+        return [f"cannot make env '{env_id}': {type(e).__name__}: {e}"]
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
-    if not isinstance(act_space, gym.spaces.Discrete):
-        return f"env '{env_id}' has {act_space} actions; DQN needs Discrete actions"
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        return f"env '{env_id}' has {obs_space} observations; this script needs a flat Box (see dqn_atari.py for images)"
-    return None
+    return [message for ok, message in [
+        (isinstance(act_space, gym.spaces.Discrete), f"env '{env_id}' has {act_space} actions; DQN needs Discrete actions"),
+        (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1,
+         f"env '{env_id}' has {obs_space} observations; this script needs a flat Box (see dqn_atari.py for images)"),
+    ] if not ok]
 
 
 # Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
@@ -167,8 +167,8 @@ SCRIPT = os.path.basename(__file__)
 stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
 
 
-def fail(message):
-    sys.exit(f"{SCRIPT}: error: {message}")
+def fail(*problems):
+    sys.exit("\n".join(f"{SCRIPT}: error: {problem}" for problem in problems))
 
 
 def on_signal(signum, frame):
@@ -250,9 +250,9 @@ if __name__ == "__main__":
         if changed:
             fail(f"--resume continues with the run's own arguments; drop --{', --'.join(changed)}")
         args = Args(**{**checkpoint["args"], "resume": args.resume})
-    problem = check_args(args) or check_env(args.env_id)
-    if problem:
-        fail(problem)
+    problems = check_args(args) + check_env(args.env_id)
+    if problems:
+        fail(*problems)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 

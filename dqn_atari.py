@@ -88,15 +88,16 @@ class Args:
 def make_env(env_id, num_envs, **screen):
     """DeepMind's preprocessing, done by ale-py's C++ vector env: up to 30 no-op starts, FIRE at reset, 4 frames
     per step with a max over the last two, 84x84 grayscale, a stack of 4 (zeros before a game's first frame).
-    A lost life is reported as `terminated` but the game goes on; rewards come unclipped (clipped in the loop)."""
-    game = gym.spec(env_id).kwargs  # v4: no sticky actions; v5: sticky actions (0.25)
+    A lost life is reported as `terminated` but the game goes on; rewards come unclipped (clipped in the loop).
+    The game, sticky actions (v4: none, v5: 0.25), action set, frame limit and frame skip come from the id."""
+    game = gym.spec(env_id).kwargs
     return ale_py.AtariVectorEnv(
         game["game"],
         num_envs,
         repeat_action_probability=game.get("repeat_action_probability", 0.25),
         full_action_space=game.get("full_action_space", False),
         max_num_frames_per_episode=game.get("max_num_frames_per_episode", 108000),
-        frameskip=4,
+        frameskip=4 if game.get("frameskip", 1) == 1 else game["frameskip"],  # NoFrameskip ids leave it to us: 4
         noop_max=30,
         use_fire_reset=True,
         episodic_life=False,
@@ -206,7 +207,7 @@ def crossed(step, n_steps, every):
 
 
 def check_args(args):
-    """Returns the first problem with the arguments, or None."""
+    """Returns every problem with the arguments, one message each."""
     rules = [
         (args.total_timesteps > 0, f"--total-timesteps must be > 0, got {args.total_timesteps}"),
         (args.num_envs >= 1, f"--num-envs must be >= 1, got {args.num_envs}"),
@@ -226,29 +227,36 @@ def check_args(args):
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
         (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
     ]
-    return next((message for ok, message in rules if not ok), None)
+    return [message for ok, message in rules if not ok]
 
 
 def check_env(env_id):
-    """Returns the problem that keeps `env_id` from training here, or None."""
+    """Returns the problems that keep `env_id` from training here, one message each."""
     atari_ids = [k for k, s in gym.registry.items() if str(s.entry_point).startswith("ale_py")]
     if env_id not in atari_ids:
         close = difflib.get_close_matches(env_id, atari_ids, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "for other envs use dqn.py"
-        return f"'{env_id}' is not an Atari env id ({hint})"
-    return None
+        return [f"'{env_id}' is not an Atari env id ({hint})"]
+    spec, name = gym.spec(env_id), env_id.split("/")[-1].split("-v")[0].replace("NoFrameskip", "")
+    skip, works = spec.kwargs.get("frameskip", 1), f"use {name}NoFrameskip-v4 or ALE/{name}-v5"
+    unknown = sorted(set(spec.kwargs) - {"game", "repeat_action_probability", "full_action_space", "frameskip",
+                                         "max_num_frames_per_episode"}) + ["max_episode_steps"] * bool(spec.max_episode_steps)
+    return [message for ok, message in [
+        (isinstance(skip, int), f"'{env_id}' draws its frame skip at random from range{skip} at every step, which the vector env cannot do: {works}"),
+        (not unknown, f"'{env_id}' sets {', '.join(unknown)} in its registration, which the vector env cannot honour: {works}"),
+    ] if not ok]
 
 
 def check_memory(args, observation_space):
-    """Returns a problem if the replay buffer cannot fit in the available memory (with 1 GiB for the rest)."""
+    """Returns the problem, if any, of a replay buffer that cannot fit in the available memory (1 GiB kept for the rest)."""
     need, available = FrameReplayBuffer.nbytes(args.buffer_size, observation_space), psutil.virtual_memory().available
     room = available - 2**30
     if need <= room:
-        return None
+        return []
     per_transition = FrameReplayBuffer.nbytes(1, observation_space) - FrameReplayBuffer.nbytes(0, observation_space)
     fits = max(int((room - FrameReplayBuffer.nbytes(0, observation_space)) // per_transition), 0)
-    return (f"the replay buffer needs {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
-            f"(1 GiB kept for the rest): the largest --buffer-size that fits is {fits:,}")
+    return [f"the replay buffer needs {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
+            f"(1 GiB kept for the rest): the largest --buffer-size that fits is {fits:,}"]
 
 
 # Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
@@ -256,8 +264,8 @@ SCRIPT = os.path.basename(__file__)
 stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
 
 
-def fail(message):
-    sys.exit(f"{SCRIPT}: error: {message}")
+def fail(*problems):
+    sys.exit("\n".join(f"{SCRIPT}: error: {problem}" for problem in problems))
 
 
 def on_signal(signum, frame):
@@ -355,12 +363,12 @@ if __name__ == "__main__":
         if changed:
             fail(f"--resume continues with the run's own arguments; drop --{', --'.join(changed)}")
         args = Args(**{**checkpoint["args"], "resume": args.resume})
-    problem = check_args(args) or check_env(args.env_id)
-    envs = None if problem else make_env(args.env_id, args.num_envs)
-    if not problem and not args.eval_checkpoint and not (checkpoint and checkpoint["rb"] is not None):
-        problem = check_memory(args, envs.single_observation_space)
-    if problem:
-        fail(problem)
+    problems = check_args(args) + check_env(args.env_id)
+    if not args.eval_checkpoint and not (checkpoint and checkpoint["rb"] is not None):
+        problems += check_memory(args, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8))  # the stacked frames
+    if problems:
+        fail(*problems)
+    envs = make_env(args.env_id, args.num_envs)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 

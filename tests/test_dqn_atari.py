@@ -227,11 +227,11 @@ def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     nbytes = lambda n: dqn_atari.FrameReplayBuffer.nbytes(n, space)
     monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=8 * 2**30))
-    problem = dqn_atari.check_memory(SimpleNamespace(buffer_size=10**7), space)
+    [problem] = dqn_atari.check_memory(SimpleNamespace(buffer_size=10**7), space)
     assert "GiB" in problem
     fits = int(problem.rsplit(" ", 1)[1].replace(",", ""))
     assert nbytes(fits) <= 7 * 2**30 < nbytes(fits + 1), "1 GiB is kept for the rest of the process"
-    assert dqn_atari.check_memory(SimpleNamespace(buffer_size=fits), space) is None
+    assert dqn_atari.check_memory(SimpleNamespace(buffer_size=fits), space) == []
     # a 16 GiB machine with about 14 GiB available holds the default 1M-step buffer
     monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=14 * 2**30))
-    assert dqn_atari.check_memory(SimpleNamespace(buffer_size=1_000_000), space) is None
+    assert dqn_atari.check_memory(SimpleNamespace(buffer_size=1_000_000), space) == []

@@ -73,6 +73,8 @@ class Args:
     """one gradient update every this many environment steps (summed over all environments), whatever num-envs is"""
     eval_episodes: int = 10
     """the number of evaluation games (epsilon = end-e) after training; 0 skips evaluation"""
+    fire_after_life_loss: bool = True
+    """in games with FIRE, every life's first 2 steps press it (the serve; CleanRL and SB3 press it too), in training and evaluation"""
 
     # Checkpoints (Ctrl-C or SIGTERM always saves the model and a checkpoint, then exits 130 or 143)
     checkpoint_frequency: int = 0
@@ -106,6 +108,15 @@ def make_env(env_id, num_envs, **screen):
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
         **screen,
     )
+
+
+def serve(envs, enabled):
+    """(FIRE's action, how many steps each life starts with it; 0 = none). Breakout and other games wait for FIRE
+    at a new life and an untrained agent rarely presses it; CleanRL's and SB3's wrappers press it after each lost
+    life. Twice, because under sticky actions (v5) a single press is lost once in about 256 lives (all 4 of its
+    frames repeat the previous action). The presses are real agent steps, stored with the action FIRE."""
+    actions = list(envs.ale.get_action_set())
+    return (actions.index(ale_py.Action.FIRE), 2) if enabled and ale_py.Action.FIRE in actions else (0, 0)
 
 
 class QNetwork(nn.Module):
@@ -326,6 +337,8 @@ def evaluate(q_network, args, run_name, device, rng):
     screen = make_env(args.env_id, 1, grayscale=False, img_height=210, img_width=160, stack_num=1) if args.capture_video else None
     obs, info = envs.reset(seed=args.seed + 10_000)
     lives, frames, scores, score, video = info["lives"], info["episode_frame_number"], [], 0.0, []
+    fire, serve_steps = serve(envs, args.fire_after_life_loss)
+    serving = serve_steps
     if screen:  # a twin emulator, seeded and stepped alike, gives the full-colour frames for the video
         video.append(screen.reset(seed=args.seed + 10_000)[0][0, 0])
     while len(scores) < args.eval_episodes and not stop_signal:
@@ -334,7 +347,9 @@ def evaluate(q_network, args, run_name, device, rng):
         else:
             with torch.no_grad():
                 actions = q_network(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
+        actions = np.where(serving > 0, fire, actions)
         obs, reward, terminated, truncated, info = envs.step(actions)
+        serving = serve_steps if terminated[0] or truncated[0] else serving - 1
         score += reward[0]
         if screen:
             video.append(screen.step(actions)[0][0, 0])
@@ -442,11 +457,14 @@ if __name__ == "__main__":
         }
 
     start_time = last_print = time.time()
-    episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
+    episode_return = np.zeros(n_envs)
+    fire, serve_steps = serve(envs, args.fire_after_life_loss)
 
     # TRY NOT TO MODIFY: start the game
     obs, infos = envs.reset(seed=args.seed + start_step)
     lives, frames = infos["lives"], infos["episode_frame_number"]
+    game_start = infos["frame_number"] - frames  # the emulator frame at which each env's game began
+    serving = np.full(n_envs, serve_steps)  # steps left in which a new life presses FIRE
     # All step counts below are environment steps summed over the environments: one loop iteration is
     # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
     num_iterations = -(-args.total_timesteps // n_envs)
@@ -461,12 +479,13 @@ if __name__ == "__main__":
             with torch.no_grad():
                 q_values = q_network(torch.as_tensor(obs, device=device))
             actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
+        actions = np.where(serving > 0, fire, actions)  # a new life's serve (see `serve`)
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         global_step += n_envs
         episode_return += rewards
-        episode_length += 1
+        serving = np.where(terminations | truncations, serve_steps, serving - 1)  # a life ended: the next one begins
 
         # TRY NOT TO MODIFY: `terminations` include lost lives (the training episode ends, the game goes on); the
         # logged return is the game's score, summed over all its lives. Where a game ended, next_obs is the next
@@ -474,15 +493,17 @@ if __name__ == "__main__":
         lost_life = (infos["lives"] < lives) & (infos["episode_frame_number"] > frames)  # same game, one life less
         game_over = truncations | (terminations & ~lost_life)  # (infos["final_obs"] is valid for these rows only)
         lives, frames = infos["lives"], infos["episode_frame_number"]
+        started = infos["frame_number"] - frames  # where each env's game began: a new game moves it
         real_next_obs = next_obs
         if game_over.any():
             real_next_obs = next_obs.copy()
             for i in np.flatnonzero(game_over):
                 real_next_obs[i] = infos["final_obs"][i]
                 writer.add_scalar("charts/episodic_return", episode_return[i], global_step)
-                writer.add_scalar("charts/episodic_length", episode_length[i], global_step)
+                writer.add_scalar("charts/episodic_length", started[i] - game_start[i], global_step)  # emulator frames
                 recent_returns.append(episode_return[i])
-                episode_return[i], episode_length[i] = 0, 0
+                episode_return[i] = 0
+        game_start = started
         rb.add(obs, real_next_obs, actions, np.sign(rewards), terminations, infos)  # rewards clipped to their sign
 
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook

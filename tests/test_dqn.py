@@ -185,13 +185,27 @@ BAD_INPUT = [
 ]
 
 
+def error_lines(result, script):
+    """The stderr lines of a refused run: a non-zero exit, no traceback, every line an error of the script."""
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith(f"{script}: error: ") for line in lines), result.stderr
+    return lines
+
+
 @pytest.mark.parametrize("flags,named", BAD_INPUT, ids=[" ".join(map(str, f)) for f, _ in BAD_INPUT])
 def test_bad_input_gives_one_clear_line_and_no_run_folder(workdir, flags, named):
-    result = run_script("dqn.py", *flags, "--no-cuda", cwd=workdir)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0], result.stderr
+    lines = error_lines(run_script("dqn.py", *flags, "--no-cuda", cwd=workdir), "dqn.py")
+    assert named in lines[0] and len(lines) == 1 + (flags == ["--total-timesteps", 0]), lines  # 0 steps: learning-starts too
+    assert not os.path.exists(os.path.join(workdir, "runs"))
+
+
+def test_every_problem_is_reported_at_once_one_line_each(workdir):
+    lines = error_lines(run_script("dqn.py", "--env-id", "CartPol-v1", "--total-timesteps", 100, "--gamma", 2,
+                                   "--no-cuda", cwd=workdir), "dqn.py")
+    assert len(lines) == 3 and "--learning-starts" in lines[0] and "--gamma" in lines[1] and "CartPole-v1" in lines[2]
+    lines = error_lines(run_script("dqn.py", "--env-id", "CarRacing-v3", cwd=workdir), "dqn.py")
+    assert len(lines) == 2 and "Discrete" in lines[0] and "flat Box" in lines[1]
     assert not os.path.exists(os.path.join(workdir, "runs"))
 
 

@@ -141,16 +141,77 @@ def test_logged_return_is_the_unclipped_score_summed_over_all_lives(monkeypatch,
     env = dqn_atari.ale_py.AtariVectorEnv("space_invaders", 1, reward_clipping=False, episodic_life=False,
                                           autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     env.reset(seed=1)
-    games, score, length = [], 0, 0
+    games, score, steps = [], 0, 0
     for a in actions:
         _, r, term, trunc, _ = env.step(np.array([a]))
-        score, length = score + r[0], length + 1
+        score, steps = score + r[0], steps + 1
         if term[0] or trunc[0]:
-            games.append((score, length))
-            score, length = 0, 0
-    assert len(games) >= 2 and logged == games
+            games.append((score, steps))
+            score, steps = 0, 0
+    assert len(games) >= 2 and [v for v, _ in logged] == [v for v, _ in games]
+    for (_, frames), (_, steps) in zip(logged, games):  # lengths in emulator frames, as CleanRL logs them: 4 per
+        assert 4 * (steps - 1) < frames <= 4 * steps + 34  # step (the last may end early), plus the no-op start
     assert max(v for v, _ in logged) > 50
     assert set(np.unique(g["rb"].rewards[: g["rb"].pos])) <= {-1.0, 0.0, 1.0}
+
+
+# ---- FIRE at the start of every life ------------------------------------------------------------
+
+class NoopRng:
+    """Stands in for the script's exploration generator: with epsilon 1 every action it draws is NOOP (0)."""
+
+    def __init__(self, seed=None):
+        pass
+
+    def random(self, size=None):
+        return np.zeros(size) if size else 0.0
+
+    def integers(self, high, size=None):
+        return np.zeros(size, dtype=np.int64)
+
+
+def noop_agent_run(monkeypatch, workdir, env_id, num_envs, *flags):
+    monkeypatch.setattr(np.random, "default_rng", NoopRng)
+    steps = 600 * num_envs
+    return run_in_process(monkeypatch, workdir, "--env-id", env_id, "--num-envs", num_envs, "--total-timesteps", steps,
+                          "--learning-starts", steps - num_envs, "--buffer-size", 2 * steps, "--start-e", 1, "--end-e", 1,
+                          "--no-cuda", *flags)
+
+
+@pytest.mark.parametrize("env_id,num_envs", [("BreakoutNoFrameskip-v4", 1), ("BreakoutNoFrameskip-v4", 3),
+                                             ("ALE/Breakout-v5", 1), ("ALE/Breakout-v5", 3)])
+def test_an_agent_that_never_presses_fire_still_finishes_its_games(monkeypatch, workdir, env_id, num_envs):
+    g = noop_agent_run(monkeypatch, workdir, env_id, num_envs, "--eval-episodes", 2)
+    tags = scalars(run_dirs(workdir)[0])
+    games = len(tags["charts/episodic_return"])
+    assert games >= 3 * num_envs, "600 NOOP steps hold several whole games: each life is served"
+    assert max(v for _, v in tags["charts/episodic_length"]) < 1200, "no game waits for FIRE (a game is 1200+ frames)"
+    assert len(tags["eval/episodic_return"]) == 2, "evaluation games end too"
+    rb = g["rb"]
+    actions, dones = rb.actions[: rb.pos, :, 0], rb.dones[: rb.pos]
+    # Breakout has 5 lives: every lost life (and every game over) is stored as a done, so no TD target bootstraps
+    # across it; every life's first 2 steps are stored with the action really taken, FIRE (1); all else is NOOP
+    assert 5 * games <= dones.sum() < 5 * games + 5 * num_envs  # (+ the lives lost in the games still in flight)
+    for env in range(num_envs):
+        life_start = np.r_[True, dones[:-1, env] > 0]
+        first_two = life_start | np.r_[True, life_start[:-1]]
+        assert (actions[:, env] == np.where(first_two, 1, 0)).all()
+
+
+def test_without_the_serve_a_noop_agent_waits_forever_after_its_first_lost_life(monkeypatch, workdir):
+    g = noop_agent_run(monkeypatch, workdir, "BreakoutNoFrameskip-v4", 1, "--eval-episodes", 0, "--no-fire-after-life-loss")
+    rb = g["rb"]
+    assert "charts/episodic_return" not in scalars(run_dirs(workdir)[0]), "not one game finished"
+    assert rb.dones[: rb.pos].sum() == 1 and not rb.actions[: rb.pos].any()
+
+
+def test_games_without_fire_are_not_served():
+    envs = dqn_atari.make_env("MsPacmanNoFrameskip-v4", 1)
+    assert dqn_atari.serve(envs, True) == (0, 0)
+    envs.close()
+    envs = dqn_atari.make_env("ALE/Pong-v5", 1)
+    assert dqn_atari.serve(envs, True) == (1, 2) and dqn_atari.serve(envs, False) == (0, 0)
+    envs.close()
 
 
 # ---- the whole script ---------------------------------------------------------------------------
@@ -182,21 +243,34 @@ def test_capture_video_records_playable_evaluation_games(workdir):
 
 
 BAD_INPUT = [
-    (["--env-id", "CartPole-v1"], "dqn.py"),
-    (["--env-id", "BreakoutNoFrameskip-v3"], "BreakoutNoFrameskip-v4"),
-    (["--buffer-size", 10**10], "largest --buffer-size that fits"),
-    (["--learning-starts", 10**8], "--learning-starts"),
-    (["--tau", 2], "--tau"),
+    (["--env-id", "CartPole-v1"], ["dqn.py"]),
+    (["--env-id", "BreakoutNoFrameskip-v3"], ["BreakoutNoFrameskip-v4"]),
+    (["--env-id", "Breakout-v4"], ["frame skip at random", "use BreakoutNoFrameskip-v4 or ALE/Breakout-v5"]),
+    (["--env-id", "Pong-v0"], ["frame skip at random", "use PongNoFrameskip-v4 or ALE/Pong-v5"]),
+    (["--buffer-size", 10**10], ["largest --buffer-size that fits"]),
+    (["--learning-starts", 10**8], ["--learning-starts"]),
+    (["--tau", 2], ["--tau"]),
+    (["--env-id", "Breakout-v0", "--tau", 2, "--buffer-size", 10**10], ["--tau", "frame skip at random", "largest --buffer-size"]),
 ]
 
 
 @pytest.mark.parametrize("flags,named", BAD_INPUT, ids=[" ".join(map(str, f)) for f, _ in BAD_INPUT])
-def test_bad_input_gives_one_clear_line_and_no_run_folder(workdir, flags, named):
+def test_bad_input_gives_one_line_per_problem_and_no_run_folder(workdir, flags, named):
     result = run_script("dqn_atari.py", *flags, "--no-cuda", cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert all(line.startswith("dqn_atari.py: error: ") for line in lines), result.stderr
+    assert len(lines) == len(named) - (named[0] == "frame skip at random") and all(n in result.stderr for n in named), lines
     assert not os.path.exists(os.path.join(workdir, "runs"))
+
+
+def test_registration_settings_the_vector_env_cannot_honour_are_refused():
+    gym.register("ModeBreakoutNoFrameskip-v4", entry_point="ale_py.env:AtariEnv",
+                 kwargs={**gym.spec("BreakoutNoFrameskip-v4").kwargs, "mode": 4, "difficulty": 1})
+    [problem] = dqn_atari.check_env("ModeBreakoutNoFrameskip-v4")
+    assert "sets difficulty, mode" in problem and "use ModeBreakoutNoFrameskip-v4 or ALE/ModeBreakout-v5" in problem
+    assert dqn_atari.check_env("ShortBreakoutNoFrameskip-v4") == [], "a frame limit is honoured"
+    assert dqn_atari.check_env("ALE/Breakout-v5") == dqn_atari.check_env("BreakoutNoFrameskip-v4") == []
 
 
 def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(workdir):

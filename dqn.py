@@ -149,7 +149,7 @@ def check_env(env_id):
     except gym.error.Error as e:
         if "ALE/" in env_id or "NoFrameskip" in env_id:
             return [f"'{env_id}' is an Atari env: use dqn_atari.py"]
-        close = difflib.get_close_matches(env_id, gym.registry.keys(), n=3, cutoff=0.6)
+        close = [i for i in difflib.get_close_matches(env_id, gym.registry.keys(), n=4, cutoff=0.6) if i != env_id][:3]
         return [f"cannot make env '{env_id}': {e}" + (f" (did you mean {', '.join(close)}?)" if close else "")]
     except Exception as e:  # the user's own module may fail to import, or its env to build
         return [f"cannot make env '{env_id}': {type(e).__name__}: {e}"]

@@ -166,22 +166,22 @@ def test_capture_video_writes_a_playable_file(workdir):
     assert frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) > 5
 
 
-BAD_INPUT = [
-    (["--env-id", "CartPol-v1"], "CartPole-v1"),
-    (["--env-id", "Pendulum-v1"], "Discrete"),
-    (["--env-id", "ALE/Pong-v5"], "dqn_atari.py"),
-    (["--env-id", "FrozenLake-v1"], "flat Box"),
-    (["--env-id", "tiny_envs:Image-v0"], "flat Box"),
-    (["--env-id", "no_such_module:Env-v0"], "no_such_module"),
-    (["--total-timesteps", 0], "--total-timesteps"),
-    (["--num-envs", 0], "--num-envs"),
-    (["--batch-size", 20000], "--batch-size"),
-    (["--gamma", 1.5], "--gamma"),
-    (["--tau", 0], "--tau"),
-    (["--end-e", 1.2], "--end-e"),
-    (["--start-e", 0.1, "--end-e", 0.5], "--end-e"),
-    (["--exploration-fraction", 0], "--exploration-fraction"),
-    (["--learning-starts", 600000], "--learning-starts"),
+BAD_INPUT = [  # the flags, and what each line of the message names (one line per problem)
+    (["--env-id", "CartPol-v1"], ["CartPole-v1"]),
+    (["--env-id", "Pendulum-v1"], ["Discrete"]),
+    (["--env-id", "ALE/Pong-v5"], ["dqn_atari.py"]),
+    (["--env-id", "FrozenLake-v1"], ["flat Box"]),
+    (["--env-id", "tiny_envs:Image-v0"], ["flat Box"]),
+    (["--env-id", "no_such_module:Env-v0"], ["no_such_module"]),
+    (["--total-timesteps", 0], ["--total-timesteps", "--learning-starts"]),
+    (["--num-envs", 0], ["--num-envs"]),
+    (["--batch-size", 20000], ["--batch-size"]),
+    (["--gamma", 1.5], ["--gamma"]),
+    (["--tau", 0], ["--tau"]),
+    (["--end-e", 1.2], ["--end-e", "--end-e (1.2) must not exceed --start-e"]),
+    (["--start-e", 0.1, "--end-e", 0.5], ["--end-e"]),
+    (["--exploration-fraction", 0], ["--exploration-fraction"]),
+    (["--learning-starts", 600000], ["--learning-starts"]),
 ]
 
 
@@ -194,17 +194,17 @@ def error_lines(result, script):
 
 
 @pytest.mark.parametrize("flags,named", BAD_INPUT, ids=[" ".join(map(str, f)) for f, _ in BAD_INPUT])
-def test_bad_input_gives_one_clear_line_and_no_run_folder(workdir, flags, named):
+def test_bad_input_gives_one_clear_line_per_problem_and_no_run_folder(workdir, flags, named):
     lines = error_lines(run_script("dqn.py", *flags, "--no-cuda", cwd=workdir), "dqn.py")
-    assert named in lines[0] and len(lines) == 1 + (flags == ["--total-timesteps", 0]), lines  # 0 steps: learning-starts too
+    assert len(lines) == len(named) and all(n in line for n, line in zip(named, lines)), lines
     assert not os.path.exists(os.path.join(workdir, "runs"))
 
 
 def test_every_problem_is_reported_at_once_one_line_each(workdir):
     lines = error_lines(run_script("dqn.py", "--env-id", "CartPol-v1", "--total-timesteps", 100, "--gamma", 2,
                                    "--no-cuda", cwd=workdir), "dqn.py")
-    assert len(lines) == 3 and "--learning-starts" in lines[0] and "--gamma" in lines[1] and "CartPole-v1" in lines[2]
-    lines = error_lines(run_script("dqn.py", "--env-id", "CarRacing-v3", cwd=workdir), "dqn.py")
+    assert len(lines) == 3 and "--gamma" in lines[0] and "--learning-starts" in lines[1] and "CartPole-v1" in lines[2]
+    lines = error_lines(run_script("dqn.py", "--env-id", "tiny_envs:ContinuousImage-v0", cwd=workdir), "dqn.py")
     assert len(lines) == 2 and "Discrete" in lines[0] and "flat Box" in lines[1]
     assert not os.path.exists(os.path.join(workdir, "runs"))
 

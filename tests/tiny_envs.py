@@ -55,7 +55,16 @@ class ImageEnv(ConstantEnv):
         self.observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
 
 
+class ContinuousImageEnv(ImageEnv):
+    """Image observations and continuous actions: two problems for dqn.py."""
+
+    def __init__(self):
+        super().__init__()
+        self.action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+
 gym.register("Counter-v0", entry_point=CounterEnv, max_episode_steps=4)
 gym.register("Terminating-v0", entry_point=ConstantEnv, kwargs={"terminate": True})
 gym.register("Truncating-v0", entry_point=ConstantEnv, max_episode_steps=3)
 gym.register("Image-v0", entry_point=ImageEnv)
+gym.register("ContinuousImage-v0", entry_point=ContinuousImageEnv)

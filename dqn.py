@@ -1,5 +1,7 @@
 # DQN for classic control (Mnih et al. 2015), one file, top to bottom. Docs: README.md
 import difflib
+import glob
+import importlib.util
 import os
 import pickle
 import random
@@ -36,6 +38,12 @@ class Args:
     """if toggled, record videos of the first environment's episodes into `videos/{run_name}`"""
     save_model: bool = False
     """if toggled, save the Q-network's state_dict into the run folder"""
+    track: bool = False
+    """if toggled, track the run with Weights & Biases (`pip install wandb`): the TensorBoard scalars, config, code, videos"""
+    wandb_project_name: str = "cleanRL"
+    """the W&B project"""
+    wandb_entity: Optional[str] = None
+    """the W&B entity (user or team); None = your default one"""
 
     # Algorithm specific arguments
     env_id: str = "CartPole-v1"
@@ -138,6 +146,7 @@ def check_args(args):
         (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
         (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
+        (not args.track or importlib.util.find_spec("wandb"), "--track needs Weights & Biases, which is not installed: pip install wandb"),
     ]
     return [message for ok, message in rules if not ok]
 
@@ -288,6 +297,11 @@ if __name__ == "__main__":
             run_name += "+"
         run_dir = f"runs/{run_name}"
     start_step = checkpoint["global_step"] if checkpoint else 0
+    if args.track:  # the W&B run's id is the run folder's, so --resume continues it
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
+                   name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
     writer = SummaryWriter(run_dir, purge_step=start_step + 1 if checkpoint else None)  # hides points logged after the checkpoint
     if not checkpoint:
         writer.add_text(
@@ -431,6 +445,9 @@ if __name__ == "__main__":
         if eval_returns:
             print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} episodes (epsilon {args.end_e})")
 
+    if args.track:  # (wandb's monitor_gym does not work with gymnasium 1.x's RecordVideo)
+        for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
+            wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
     if args.save_model or stop_signal:
         model_path = f"{run_dir}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)

@@ -1,5 +1,7 @@
 # DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md
 import difflib
+import glob
+import importlib.util
 import os
 import pickle
 import random
@@ -41,6 +43,12 @@ class Args:
     """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
     save_model: bool = False
     """if toggled, save the Q-network's state_dict into the run folder"""
+    track: bool = False
+    """if toggled, track the run with Weights & Biases (`pip install wandb`): the TensorBoard scalars, config, code, videos"""
+    wandb_project_name: str = "cleanRL"
+    """the W&B project"""
+    wandb_entity: Optional[str] = None
+    """the W&B entity (user or team); None = your default one"""
 
     # Algorithm specific arguments
     env_id: str = "BreakoutNoFrameskip-v4"
@@ -237,6 +245,7 @@ def check_args(args):
         (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
         (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
+        (not args.track or importlib.util.find_spec("wandb"), "--track needs Weights & Biases, which is not installed: pip install wandb"),
     ]
     return [message for ok, message in rules if not ok]
 
@@ -248,10 +257,12 @@ def check_env(env_id):
         close = difflib.get_close_matches(env_id, atari_ids, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "for other envs use dqn.py"
         return [f"'{env_id}' is not an Atari env id ({hint})"]
-    spec, name = gym.spec(env_id), env_id.split("/")[-1].split("-v")[0].replace("NoFrameskip", "")
-    skip, works = spec.kwargs.get("frameskip", 1), f"use {name}NoFrameskip-v4 or ALE/{name}-v5"
-    unknown = sorted(set(spec.kwargs) - {"game", "repeat_action_probability", "full_action_space", "frameskip",
-                                         "max_num_frames_per_episode"}) + ["max_episode_steps"] * bool(spec.max_episode_steps)
+    spec, honoured = gym.spec(env_id), {"game", "repeat_action_probability", "full_action_space", "frameskip",
+                                         "max_num_frames_per_episode"}
+    skip, works = spec.kwargs.get("frameskip", 1), "use " + " or ".join(
+        k for k in atari_ids if k.endswith(("NoFrameskip-v4", "-v5")) and k != env_id
+        and gym.spec(k).kwargs["game"] == spec.kwargs["game"] and set(gym.spec(k).kwargs) <= honoured)
+    unknown = sorted(set(spec.kwargs) - honoured) + ["max_episode_steps"] * bool(spec.max_episode_steps)
     return [message for ok, message in [
         (isinstance(skip, int), f"'{env_id}' draws its frame skip at random from range{skip} at every step, which the vector env cannot do: {works}"),
         (not unknown, f"'{env_id}' sets {', '.join(unknown)} in its registration, which the vector env cannot honour: {works}"),
@@ -418,6 +429,11 @@ if __name__ == "__main__":
             run_name += "+"
         run_dir = f"runs/{run_name}"
     start_step = checkpoint["global_step"] if checkpoint else 0
+    if args.track:  # the W&B run's id is the run folder's, so --resume continues it
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
+                   name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
     writer = SummaryWriter(run_dir, purge_step=start_step + 1 if checkpoint else None)  # hides points logged after the checkpoint
     if not checkpoint:
         writer.add_text(
@@ -556,6 +572,9 @@ if __name__ == "__main__":
         if eval_returns:
             print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} games (epsilon {args.end_e})")
 
+    if args.track:  # (wandb's monitor_gym does not work with gymnasium 1.x's RecordVideo)
+        for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
+            wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
     if args.save_model or stop_signal:
         model_path = f"{run_dir}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)

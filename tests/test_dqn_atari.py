@@ -178,24 +178,52 @@ def noop_agent_run(monkeypatch, workdir, env_id, num_envs, *flags):
                           "--no-cuda", *flags)
 
 
+# Breakout with games cut at 300 emulator frames (75 steps): a NOOP agent's games end by truncation
+gym.register("TinyBreakoutNoFrameskip-v4", entry_point="ale_py.env:AtariEnv",
+             kwargs={**gym.spec("BreakoutNoFrameskip-v4").kwargs, "max_num_frames_per_episode": 300})
+
+
 @pytest.mark.parametrize("env_id,num_envs", [("BreakoutNoFrameskip-v4", 1), ("BreakoutNoFrameskip-v4", 3),
-                                             ("ALE/Breakout-v5", 1), ("ALE/Breakout-v5", 3)])
+                                             ("ALE/Breakout-v5", 1), ("ALE/Breakout-v5", 3),
+                                             ("TinyBreakoutNoFrameskip-v4", 2)])
 def test_an_agent_that_never_presses_fire_still_finishes_its_games(monkeypatch, workdir, env_id, num_envs):
-    g = noop_agent_run(monkeypatch, workdir, env_id, num_envs, "--eval-episodes", 2)
+    g = noop_agent_run(monkeypatch, workdir, env_id, num_envs, "--eval-episodes", 0)
     tags = scalars(run_dirs(workdir)[0])
     games = len(tags["charts/episodic_return"])
     assert games >= 3 * num_envs, "600 NOOP steps hold several whole games: each life is served"
     assert max(v for _, v in tags["charts/episodic_length"]) < 1200, "no game waits for FIRE (a game is 1200+ frames)"
-    assert len(tags["eval/episodic_return"]) == 2, "evaluation games end too"
     rb = g["rb"]
-    actions, dones = rb.actions[: rb.pos, :, 0], rb.dones[: rb.pos]
-    # Breakout has 5 lives: every lost life (and every game over) is stored as a done, so no TD target bootstraps
-    # across it; every life's first 2 steps are stored with the action really taken, FIRE (1); all else is NOOP
-    assert 5 * games <= dones.sum() < 5 * games + 5 * num_envs  # (+ the lives lost in the games still in flight)
+    actions, dones, game_starts = rb.actions[: rb.pos, :, 0], rb.dones[: rb.pos], rb.starts[: rb.pos]
+    # every lost life (and game over) is stored as a done, so no TD target bootstraps across it; every life's first
+    # 2 steps, after a lost life, a game over or a truncation, are stored with the action really taken, FIRE (1);
+    # all else is NOOP
+    if env_id.startswith("Tiny"):
+        assert all(300 <= v < 340 for _, v in tags["charts/episodic_length"]), "games cut at the 300-frame limit"
+    else:  # Breakout has 5 lives (+ the lives lost in the games still in flight)
+        assert 5 * games <= dones.sum() < 5 * games + 5 * num_envs
     for env in range(num_envs):
-        life_start = np.r_[True, dones[:-1, env] > 0]
+        life_start = np.r_[True, dones[:-1, env] > 0] | game_starts[:, env]
         first_two = life_start | np.r_[True, life_start[:-1]]
         assert (actions[:, env] == np.where(first_two, 1, 0)).all()
+
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "ALE/Breakout-v5"])
+def test_evaluation_games_of_an_agent_that_never_presses_fire_end(monkeypatch, env_id):
+    from types import SimpleNamespace
+
+    steps, make_env = [], dqn_atari.make_env
+
+    def counted(*a, **k):  # the evaluation env, its steps counted
+        envs = make_env(*a, **k)
+        step = envs.step
+        envs.step = lambda actions: steps.append(actions[0]) or step(actions)
+        return envs
+
+    monkeypatch.setattr(dqn_atari, "make_env", counted)
+    args = SimpleNamespace(env_id=env_id, seed=1, end_e=1.0, eval_episodes=3, capture_video=False, fire_after_life_loss=True)
+    scores = dqn_atari.evaluate(None, args, "eval", "cpu", NoopRng())
+    assert len(scores) == 3 and len(steps) < 3 * 300, "a NOOP game without its serve lasts 27,000 steps"
+    assert steps[:2] == [1, 1] and steps.count(1) >= 2 * 5 * 3, "FIRE twice at each life of each game"
 
 
 def test_without_the_serve_a_noop_agent_waits_forever_after_its_first_lost_life(monkeypatch, workdir):
@@ -268,7 +296,8 @@ def test_registration_settings_the_vector_env_cannot_honour_are_refused():
     gym.register("ModeBreakoutNoFrameskip-v4", entry_point="ale_py.env:AtariEnv",
                  kwargs={**gym.spec("BreakoutNoFrameskip-v4").kwargs, "mode": 4, "difficulty": 1})
     [problem] = dqn_atari.check_env("ModeBreakoutNoFrameskip-v4")
-    assert "sets difficulty, mode" in problem and "use ModeBreakoutNoFrameskip-v4 or ALE/ModeBreakout-v5" in problem
+    assert "sets difficulty, mode" in problem and "use BreakoutNoFrameskip-v4 or ALE/Breakout-v5" in problem
+    assert "ModeBreakout" not in problem.split("use ")[1], "never the id refused"
     assert dqn_atari.check_env("ShortBreakoutNoFrameskip-v4") == [], "a frame limit is honoured"
     assert dqn_atari.check_env("ALE/Breakout-v5") == dqn_atari.check_env("BreakoutNoFrameskip-v4") == []
 

@@ -42,7 +42,8 @@ def report(out):
             seed, run = os.path.basename(run_dir).split("__")[2], read_run(run_dir)
             steps, scores = run["returns"][:, 1], run["returns"][:, 2]
             means = [scores[(steps > a) & (steps <= a + BIN)] for a in range(0, TOTAL, BIN)]
-            cells = [f"{m.mean():.2f} ({len(m)})" if len(m) else "n/a" for m in means]
+            cells = [f"{m.mean():.2f} ({len(m)}){'*' if run['steps'] < a + BIN else ''}" if len(m) else "n/a"
+                     for a, m in zip(range(0, TOTAL, BIN), means)]
             wall = run["end"] - run["start"]
             rows.append(f"| {arm} | {seed} | " + " | ".join(cells) + f" | {scores[-LAST:].mean():.2f} | "
                         f"{run['steps']:,.0f} | {wall:,.0f} | {run['steps'] / wall:,.0f} |")
@@ -57,7 +58,8 @@ def report(out):
     fig.savefig(os.path.join(out, "breakout_serve.png"), dpi=80)
     table = "\n".join(rows)
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(f"Game score per 50k-step bin: mean (games ended in the bin).\n\n{table}\n")
+        f.write(f"Game score per 50k-step bin: mean (games ended in the bin); * a bin the run did not reach the end of."
+                f"\n\n{table}\n")
     print(table)
 
 

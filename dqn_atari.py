@@ -1,4 +1,5 @@
 # DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md
+import contextlib
 import difflib
 import json
 import os
@@ -48,7 +49,7 @@ class Args:
     env_id: str = "BreakoutNoFrameskip-v4"
     """the id of the Atari environment: `BreakoutNoFrameskip-v4`, `ALE/Pong-v5`, ... (4 emulator frames per step)"""
     total_timesteps: int = 10000000
-    """total environment (agent) steps, summed over all parallel environments"""
+    """total environment (agent) steps, summed over all parallel environments (raised with --resume: the run goes on; epsilon's decay keeps its length in steps, so it stays at end-e)"""
     learning_rate: float = 1e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
@@ -82,7 +83,7 @@ class Args:
     checkpoint_buffer: bool = True
     """include the replay buffer in checkpoints; without it a resumed run collects learning-starts steps before it learns again"""
     resume: Optional[str] = None
-    """continue the run of this checkpoint (a checkpoint file or a run folder), with the arguments saved in it"""
+    """continue the run of this checkpoint (its run folder or checkpoint folder); flags not given keep its values, flags given must equal them, but --total-timesteps may grow"""
     eval_checkpoint: Optional[str] = None
     """only evaluate this saved model (a model file, a checkpoint or a run folder) on --env-id for --eval-episodes"""
 
@@ -281,20 +282,20 @@ def on_signal(signum, frame):
 
 
 def load_tensors(path):
-    """torch.load with weights_only: tensors and plain values; a file with other pickled objects is refused, none built."""
+    """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused."""
     try:
-        with warnings.catch_warnings(action="ignore"):
+        with warnings.catch_warnings(action="ignore"):  # torch warns about pickle protocols it does not write
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         fail(f"'{path}' holds pickled Python objects besides tensors, which can run code when loaded: refused")
 
 
 def read_checkpoint(path):
-    """The manifest and tensors of a checkpoint of this script: its folder, its checkpoint.json or its run folder.
-    Loading it runs no code: JSON, tensors with weights_only, and (load_buffer) arrays without pickle."""
-    folder = os.path.dirname(path) if path.endswith(".json") else path
-    folder = os.path.join(folder, "checkpoint") if os.path.isdir(os.path.join(folder, "checkpoint")) else folder
-    if path.endswith(".pkl") or os.path.exists(os.path.join(path, "checkpoint.pkl")) and not os.path.isdir(folder):
+    """The manifest and tensors of a checkpoint of this script (its run folder, its folder or its checkpoint.json).
+    Nothing in it runs code: JSON, tensors loaded with weights_only, arrays loaded without pickle (load_buffer)."""
+    nested = os.path.join(path, "checkpoint")
+    folder = nested if os.path.isdir(nested) else os.path.dirname(path) if path.endswith(".json") else path
+    if path.endswith(".pkl") or os.path.exists(os.path.join(path, "checkpoint.pkl")) and folder == path:
         fail(f"'{path}' is a pickle, which can run any code when loaded; this version loads only its own safe checkpoints")
     try:
         with open(os.path.join(folder, "checkpoint.json")) as f:
@@ -302,11 +303,11 @@ def read_checkpoint(path):
         if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or manifest["args"].keys() != vars(Args()).keys():
             fail(f"'{path}' is not a checkpoint of this version of {SCRIPT}")
         manifest["folder"], manifest["tensors"] = folder, load_tensors(os.path.join(folder, manifest["state"]))
+        return manifest
     except SystemExit:
         raise
     except Exception as e:
         fail(f"cannot read checkpoint '{path}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
-    return manifest
 
 
 def durable(path, write):
@@ -317,9 +318,9 @@ def durable(path, write):
 
 
 def save_buffer(rb, added, folder, old):
-    """Saves the replay memory in files of `rows` rows (about BLOCK_BYTES), writing only the files with rows added
-    since the last save (`old`, its entry in the manifest); returns this save's entry. Each ring array holds row k at
-    slot k % len: transition k (the k-th add) in those of buffer_size rows, frame k in FrameReplayBuffer's longer frame
+    """Saves the replay memory in files of `rows` rows (about BLOCK_BYTES), writing only those with rows added since
+    the last save (`old`: its manifest entry); returns this save's entry. Each ring array holds its row k at slot
+    k % len: transition k (the k-th add) in those of buffer_size rows; frame k in FrameReplayBuffer's longer frame
     ring, which runs len - buffer_size rows ahead. Rows before added - buffer_size are gone."""
     rings = {k: getattr(rb, k) for k in RINGS if hasattr(rb, k)}
     end = {k: added + len(a) - rb.buffer_size for k, a in rings.items()}  # one past each ring's newest row
@@ -327,7 +328,7 @@ def save_buffer(rb, added, folder, old):
     kept, since = ({int(f.split(".")[1]): f for f in old["files"]}, old["added"]) if old else ({}, -1)
     files, last_frames, stop = [], getattr(rb, "last_frames", {}), -(-max(end.values()) // rows)
     for b in range(max(added - rb.buffer_size, 0) // rows, stop):
-        if b in kept and (b < (since - 1) // rows or since == added):  # no row of it changed since the last save
+        if b in kept and (b < (since - 1) // rows or since == added):  # not a row of it changed since the last save
             files.append(kept[b])
             continue
         lo, hi = b * rows, (b + 1) * rows
@@ -348,14 +349,13 @@ def load_buffer(rb, folder, entry):
     for name in entry["files"]:
         b, written = map(int, name.split(".")[1:3])
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
-            for k in f.files:
-                if k in RINGS:
-                    a = getattr(rb, k)
-                    hi = min((b + 1) * rows, written + len(a) - rb.buffer_size)
-                    r = np.arange(hi - len(f[k]), hi)
-                    a[r[r >= oldest] % len(a)] = f[k][r >= oldest]
+            for k in set(f.files) & set(RINGS):
+                a, saved = getattr(rb, k), f[k]
+                r = np.arange(-len(saved), 0) + min((b + 1) * rows, written + len(a) - rb.buffer_size)
+                a[r[r >= oldest] % len(a)] = saved[r >= oldest]
             if "last_frames" in f.files:
-                rb.last_frames.update((tuple(key), frame) for key, frame in zip(f["last_frames_keys"].tolist(), f["last_frames"]) if key[0] >= oldest)
+                rb.last_frames.update((tuple(key), frame) for key, frame in zip(f["last_frames_keys"].tolist(), f["last_frames"])
+                                      if key[0] >= oldest)
             if "last_next_obs" in f.files:
                 rb.last_next_obs = f["last_next_obs"]
     rb.pos, rb.full = added % rb.buffer_size, added >= rb.buffer_size
@@ -364,15 +364,17 @@ def load_buffer(rb, folder, entry):
 
 
 def write_checkpoint(state, run_dir):
-    """Writes the networks and the replay memory's new rows into new files, commits them by replacing checkpoint.json
-    in one rename, then deletes the files no manifest names: a kill or a full disk at any moment leaves the last good
-    checkpoint whole. Returns the folder, or None with one warning: training goes on, and is worth more than one checkpoint."""
+    """Writes the networks and the replay memory's new rows into new files, commits them by replacing checkpoint.json in
+    one rename, then deletes the files it does not name: a kill or a full disk at any moment leaves the last good
+    checkpoint whole. Returns the folder, or None after one warning: the run goes on, worth more than one checkpoint."""
     (manifest, tensors, rb, added), folder = state, os.path.join(run_dir, "checkpoint")
-    path = os.path.join(folder, "checkpoint.json")
-    old = json.load(open(path)) if os.path.exists(path) else {}
-    if old.get("global_step") == manifest["global_step"]:
-        return folder  # this very step is saved
+    path, old = os.path.join(folder, "checkpoint.json"), {}
     try:
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+        if old.get("global_step") == manifest["global_step"]:
+            return folder  # this very step is saved: its files are never rewritten
         os.makedirs(folder, exist_ok=True)
         manifest["state"] = f"state.{manifest['global_step']}.pt"
         durable(os.path.join(folder, manifest["state"]), lambda f: torch.save(tensors, f))
@@ -384,14 +386,15 @@ def write_checkpoint(state, run_dir):
     except Exception as e:  # no space, no permission
         print(f"{SCRIPT}: warning: cannot write the checkpoint of step {manifest['global_step']:,} ({e}); the run goes on, "
               f"the last good checkpoint stays", file=sys.stderr, flush=True)
-    finally:
-        named = {"checkpoint.json", old.get("state"), *(old.get("buffer") or {}).get("files", [])}
-        for name in set(os.listdir(folder) if os.path.isdir(folder) else []) - named:
-            os.remove(os.path.join(folder, name))
+    finally:  # what no manifest names: the superseded, the evicted, and what a failed or killed save left
+        for name in set(os.listdir(folder) if os.path.isdir(folder) else []) - {"checkpoint.json", old.get("state"),
+                                                                             *(old.get("buffer") or {}).get("files", [])}:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
 
 
 def load_model(q_network, path):
-    """Loads a model file (--save-model), or the Q-network of a checkpoint or run folder, into q_network."""
+    """Loads a model file (--save-model), or the Q-network of a checkpoint or its run folder, into q_network."""
     models = sorted(f for f in os.listdir(path) if f.endswith(".pt")) if os.path.isdir(path) else []
     path = os.path.join(path, models[0]) if models else path
     try:

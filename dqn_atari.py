@@ -457,9 +457,8 @@ if __name__ == "__main__":
         problems += check_memory(args, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8))  # the stacked frames
     if problems:
         fail(*problems)
-    fraction = args.exploration_fraction  # as given; a longer or shorter run keeps epsilon's decay as long, in steps
-    decay = saved["exploration_steps"] if saved else fraction * args.total_timesteps
-    if saved and args.total_timesteps != saved["args"]["total_timesteps"]:
+    fraction, decay = args.exploration_fraction, saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
+    if saved and args.total_timesteps != saved["args"]["total_timesteps"]:  # epsilon's decay keeps its length in steps
         args.exploration_fraction = decay / args.total_timesteps
     envs = make_env(args.env_id, args.num_envs)
     signal.signal(signal.SIGINT, on_signal)
@@ -511,11 +510,10 @@ if __name__ == "__main__":
     recent_returns = deque(maxlen=20)
     learning_starts = args.learning_starts
     if saved:  # everything but the episodes in flight, which restart
-        tensors = saved["tensors"]
-        q_network.load_state_dict(tensors["q_network"])
-        target_network.load_state_dict(tensors["target_network"])
-        optimizer.load_state_dict(tensors["optimizer"])
-        torch.set_rng_state(tensors["torch_rng"])
+        q_network.load_state_dict(saved["tensors"]["q_network"])
+        target_network.load_state_dict(saved["tensors"]["target_network"])
+        optimizer.load_state_dict(saved["tensors"]["optimizer"])
+        torch.set_rng_state(saved["tensors"]["torch_rng"])
         (version, key, gauss), numpy_state, rng.bit_generator.state = saved["rng"]
         random.setstate((version, tuple(key), gauss))
         np.random.set_state(numpy_state)

@@ -284,7 +284,8 @@ def on_signal(signum, frame):
 def load_tensors(path):
     """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused."""
     try:
-        with warnings.catch_warnings(action="ignore"):  # torch warns about pickle protocols it does not write
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols it does not write
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         fail(f"'{path}' holds pickled Python objects besides tensors, which can run code when loaded: refused")
@@ -358,23 +359,19 @@ def load_buffer(rb, folder, entry):
                                       if key[0] >= oldest)
             if "last_next_obs" in f.files:
                 rb.last_next_obs = f["last_next_obs"]
-    rb.pos, rb.full = added % rb.buffer_size, added >= rb.buffer_size
-    if hasattr(rb, "added"):
-        rb.added = added
+    rb.pos, rb.full, rb.added = added % rb.buffer_size, added >= rb.buffer_size, added
 
 
 def write_checkpoint(state, run_dir):
     """Writes the networks and the replay memory's new rows into new files, commits them by replacing checkpoint.json in
     one rename, then deletes the files it does not name: a kill or a full disk at any moment leaves the last good
-    checkpoint whole. Returns the folder, or None after one warning: the run goes on, worth more than one checkpoint."""
+    checkpoint whole (a step is saved once: new names). Returns the folder, or None after one warning: the run goes on."""
     (manifest, tensors, rb, added), folder = state, os.path.join(run_dir, "checkpoint")
     path, old = os.path.join(folder, "checkpoint.json"), {}
     try:
         if os.path.exists(path):
             with open(path) as f:
                 old = json.load(f)
-        if old.get("global_step") == manifest["global_step"]:
-            return folder  # this very step is saved: its files are never rewritten
         os.makedirs(folder, exist_ok=True)
         manifest["state"] = f"state.{manifest['global_step']}.pt"
         durable(os.path.join(folder, manifest["state"]), lambda f: torch.save(tensors, f))
@@ -386,10 +383,9 @@ def write_checkpoint(state, run_dir):
     except Exception as e:  # no space, no permission
         print(f"{SCRIPT}: warning: cannot write the checkpoint of step {manifest['global_step']:,} ({e}); the run goes on, "
               f"the last good checkpoint stays", file=sys.stderr, flush=True)
-    finally:  # what no manifest names: the superseded, the evicted, and what a failed or killed save left
-        for name in set(os.listdir(folder) if os.path.isdir(folder) else []) - {"checkpoint.json", old.get("state"),
-                                                                             *(old.get("buffer") or {}).get("files", [])}:
-            with contextlib.suppress(OSError):
+    finally:  # delete what no manifest names: the superseded, the evicted, what a failed or a killed save left
+        with contextlib.suppress(OSError):
+            for name in set(os.listdir(folder)) - {"checkpoint.json", old.get("state"), *(old.get("buffer") or {}).get("files", [])}:
                 os.remove(os.path.join(folder, name))
 
 

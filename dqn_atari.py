@@ -391,7 +391,8 @@ def write_checkpoint(state, run_dir):
 
 def load_model(q_network, path):
     """Loads a model file (--save-model), or the Q-network of a checkpoint or its run folder, into q_network."""
-    models = sorted(f for f in os.listdir(path) if f.endswith(".pt")) if os.path.isdir(path) else []
+    folder = os.path.isdir(path) and not os.path.exists(os.path.join(path, "checkpoint.json"))  # a run folder
+    models = sorted(f for f in os.listdir(path) if f.endswith(".pt")) if folder else []
     path = os.path.join(path, models[0]) if models else path
     try:
         checkpoint = os.path.isdir(path) or path.endswith((".json", ".pkl"))

@@ -321,7 +321,7 @@ def test_resume_refuses_each_changed_flag_with_the_saved_and_the_given_value(wor
 
 def test_eval_checkpoint_plays_a_saved_model_and_records_it(workdir):
     result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 1000, "--eval-episodes", 0, "--save-model",
-                        cwd=workdir)
+                        "--checkpoint-frequency", 1000, cwd=workdir)
     assert result.returncode == 0, result.stderr
     run_dir = run_dirs(workdir)[0]
     result = run_script("dqn.py", "--eval-checkpoint", run_dir, "--eval-episodes", 3, "--capture-video", "--no-cuda",
@@ -329,6 +329,9 @@ def test_eval_checkpoint_plays_a_saved_model_and_records_it(workdir):
     assert result.returncode == 0, result.stderr
     assert "eval:" in result.stdout and "over 3 episodes" in result.stdout
     assert glob.glob(os.path.join(workdir, "videos", f"{os.path.basename(run_dir)}-eval", "*.mp4"))
+    result = run_script("dqn.py", "--eval-checkpoint", os.path.join(run_dir, "checkpoint"), "--eval-episodes", 1,
+                        "--no-cuda", cwd=workdir)  # the Q-network of a checkpoint
+    assert result.returncode == 0 and "over 1 episodes" in result.stdout, result.stderr
     assert run_dirs(workdir) == [run_dir], "evaluating writes no new run"
 
 

@@ -199,8 +199,9 @@ def read_checkpoint(path):
     Nothing in it runs code: JSON, tensors loaded with weights_only, arrays loaded without pickle (load_buffer)."""
     nested = os.path.join(path, "checkpoint")
     folder = nested if os.path.isdir(nested) else os.path.dirname(path) if path.endswith(".json") else path
-    if path.endswith(".pkl") or os.path.exists(os.path.join(path, "checkpoint.pkl")) and folder == path:
-        fail(f"'{path}' is a pickle, which can run any code when loaded; this version loads only its own safe checkpoints")
+    pickled = path if path.endswith(".pkl") else os.path.join(path, "checkpoint.pkl")  # an earlier version's checkpoint
+    if path.endswith(".pkl") or os.path.exists(pickled) and folder == path:
+        fail(f"'{pickled}' is a pickle, which can run any code when loaded: this version loads only its own safe checkpoints")
     try:
         with open(os.path.join(folder, "checkpoint.json")) as f:
             manifest = json.load(f)

@@ -297,8 +297,8 @@ def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_
     tags = scalars(run_dir)
     assert [s for s, _ in tags["charts/SPS"]] == list(range(100, 6001, 100))
     epsilon = dict(tags["charts/epsilon"])
-    assert epsilon[500] == pytest.approx(1 - 0.95 * 500 / 1000)
-    assert all(e == pytest.approx(0.05) for s, e in epsilon.items() if s >= 1000), "never back up after the decay"
+    assert epsilon[500] == pytest.approx(1 - 0.95 * 499 / 1000)  # the step at which the action was chosen
+    assert all(e == pytest.approx(0.05) for s, e in epsilon.items() if s > 1000), "never back up after the decay"
     saved = manifest(run_dir)
     assert (saved["global_step"], saved["args"]["total_timesteps"], saved["args"]["exploration_fraction"]) == (6000, 6000, 0.5)
 

@@ -267,6 +267,7 @@ SCRIPT = os.path.basename(__file__)
 stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
 RINGS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts", "frames", "starts")
 BLOCK_BYTES = 2**25  # the replay memory is saved in files of about 32 MiB
+warnings.filterwarnings("ignore", "Detected pickle protocol")  # torch.load's, about a file it did not write
 
 
 def fail(*problems):
@@ -284,9 +285,7 @@ def on_signal(signum, frame):
 def load_tensors(path):
     """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about pickle protocols it does not write
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         fail(f"'{path}' holds pickled Python objects besides tensors, which can run code when loaded: refused")
 
@@ -300,8 +299,7 @@ def read_checkpoint(path):
     if path.endswith(".pkl") or os.path.exists(pickled) and folder == path:
         fail(f"'{pickled}' is a pickle, which can run any code when loaded: this version loads only its own safe checkpoints")
     try:
-        with open(os.path.join(folder, "checkpoint.json")) as f:
-            manifest = json.load(f)
+        manifest = read_json(os.path.join(folder, "checkpoint.json"))
         if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or manifest["args"].keys() != vars(Args()).keys():
             fail(f"'{path}' is not a checkpoint of this version of {SCRIPT}")
         manifest["folder"], manifest["tensors"] = folder, load_tensors(os.path.join(folder, manifest["state"]))
@@ -312,6 +310,11 @@ def read_checkpoint(path):
         fail(f"cannot read checkpoint '{path}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def durable(path, write):
     with open(path, "wb") as f:
         write(f)
@@ -320,10 +323,9 @@ def durable(path, write):
 
 
 def save_buffer(rb, added, folder, old):
-    """Saves the replay memory in files of `rows` rows (about BLOCK_BYTES), writing only those with rows added since
-    the last save (`old`: its manifest entry); returns this save's entry. Each ring array holds its row k at slot
-    k % len: transition k (the k-th add) in those of buffer_size rows; frame k in FrameReplayBuffer's longer frame
-    ring, which runs len - buffer_size rows ahead. Rows before added - buffer_size are gone."""
+    """Saves the replay memory in files of `rows` rows, writing only those with rows added since the last save (`old`,
+    its manifest entry); returns this save's entry. A ring array holds row k at slot k % len: transition k (the k-th add),
+    or frame k in FrameReplayBuffer's longer frame ring, which runs ahead. Rows before added - buffer_size are gone."""
     rings = {k: getattr(rb, k) for k in RINGS if hasattr(rb, k)}
     end = {k: added + len(a) - rb.buffer_size for k, a in rings.items()}  # one past each ring's newest row
     rows = old["rows"] if old else max(1, BLOCK_BYTES // sum(a[0].nbytes for a in rings.values()))
@@ -364,15 +366,13 @@ def load_buffer(rb, folder, entry):
 
 
 def write_checkpoint(state, run_dir):
-    """Writes the networks and the replay memory's new rows into new files, commits them by replacing checkpoint.json in
-    one rename, then deletes the files it does not name: a kill or a full disk at any moment leaves the last good
-    checkpoint whole (a step is saved once: new names). Returns the folder, or None after one warning: the run goes on."""
+    """Writes the networks and the replay memory's new rows into new files (named by step: a file a manifest names is
+    never rewritten), commits them by replacing checkpoint.json in one rename, then deletes the files it does not name:
+    a kill or a full disk at any moment leaves the last good checkpoint whole. Returns the folder, or None after a warning."""
     (manifest, tensors, rb, added), folder = state, os.path.join(run_dir, "checkpoint")
-    path, old = os.path.join(folder, "checkpoint.json"), {}
+    path, old = os.path.join(folder, "checkpoint.json"), None  # None: unreadable, so nothing is deleted
     try:
-        if os.path.exists(path):
-            with open(path) as f:
-                old = json.load(f)
+        old = read_json(path) if os.path.exists(path) else {}
         os.makedirs(folder, exist_ok=True)
         manifest["state"] = f"state.{manifest['global_step']}.pt"
         durable(os.path.join(folder, manifest["state"]), lambda f: torch.save(tensors, f))
@@ -384,9 +384,10 @@ def write_checkpoint(state, run_dir):
     except Exception as e:  # no space, no permission
         print(f"{SCRIPT}: warning: cannot write the checkpoint of step {manifest['global_step']:,} ({e}); the run goes on, "
               f"the last good checkpoint stays", file=sys.stderr, flush=True)
-    finally:  # delete what no manifest names: the superseded, the evicted, what a failed or a killed save left
+    finally:  # delete what the manifest does not name: the superseded, the evicted, what a failed or a killed save left
+        keep = {"checkpoint.json", old["state"], *(old["buffer"] or {}).get("files", [])} if old else {"checkpoint.json"}
         with contextlib.suppress(OSError):
-            for name in set(os.listdir(folder)) - {"checkpoint.json", old.get("state"), *(old.get("buffer") or {}).get("files", [])}:
+            for name in set(os.listdir(folder)) - keep if old is not None else []:
                 os.remove(os.path.join(folder, name))
 
 

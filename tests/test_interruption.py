@@ -224,7 +224,7 @@ def test_a_periodic_checkpoint_writes_only_the_new_rows_and_deletes_the_evicted_
         return {tuple(map(int, f.split(".")[1:3])): os.path.getsize(os.path.join(folder, f))
                 for f in os.listdir(folder) if f.startswith("buffer")}
 
-    ahead = 4 if script == "dqn_atari.py" else 0  # the frame ring holds the 3 frames before its oldest transition's and the newest
+    ahead = 4 if script == "dqn_atari.py" else 0  # FrameReplayBuffer's frame ring runs 4 rows ahead of its transitions
     for transition in stream[:1500]:
         rb.add(*transition, [{}])
     first = save(1500)
@@ -279,7 +279,7 @@ def test_a_crafted_pickle_is_refused_with_one_line_and_never_runs(workdir, scrip
     result = run_script(script, flag, target, "--no-cuda", cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and ("pickle" in lines[0] or "Unpickling" in lines[0]), result.stderr
+    assert len(lines) == 1 and "pickle" in lines[0], result.stderr
     assert not os.path.exists(marker), "unpickling ran code"
     assert run_dirs(workdir) == [os.path.join(workdir, "runs", "old")] * ("runs/" in place)
 

@@ -1,13 +1,16 @@
 # DQN for classic control (Mnih et al. 2015), one file, top to bottom. Docs: README.md
+import contextlib
 import difflib
 import glob
 import importlib.util
+import json
 import os
 import pickle
 import random
 import signal
 import sys
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Optional
@@ -49,7 +52,7 @@ class Args:
     env_id: str = "CartPole-v1"
     """the id of the environment: a registered id or `my_module:MyEnv-v0` (flat Box observations, Discrete actions)"""
     total_timesteps: int = 500000
-    """total environment steps, summed over all parallel environments"""
+    """total environment steps, summed over all parallel environments (raised with --resume: the run goes on; epsilon's decay keeps its length in steps, so it stays at end-e)"""
     learning_rate: float = 2.5e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
@@ -83,7 +86,7 @@ class Args:
     checkpoint_buffer: bool = True
     """include the replay buffer in checkpoints; without it a resumed run collects learning-starts steps before it learns again"""
     resume: Optional[str] = None
-    """continue the run of this checkpoint (a checkpoint file or a run folder), with the arguments saved in it"""
+    """continue the run of this checkpoint (its run folder or checkpoint folder); flags not given keep its values, flags given must equal them, but --total-timesteps may grow"""
     eval_checkpoint: Optional[str] = None
     """only evaluate this saved model (a model file, a checkpoint or a run folder) on --env-id for --eval-episodes"""
 
@@ -174,6 +177,9 @@ def check_env(env_id):
 # Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
 SCRIPT = os.path.basename(__file__)
 stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
+RINGS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts", "frames", "starts")
+BLOCK_BYTES = 2**25  # the replay memory is saved in files of about 32 MiB
+warnings.filterwarnings("ignore", "Detected pickle protocol")  # torch.load's, about a file it did not write
 
 
 def fail(*problems):
@@ -188,44 +194,123 @@ def on_signal(signum, frame):
           file=sys.stderr, flush=True)
 
 
-def read_checkpoint(path):
-    """A checkpoint of this script, from its file or its run folder."""
-    file = os.path.join(path, "checkpoint.pkl") if os.path.isdir(path) else path
+def load_tensors(path):
+    """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused."""
     try:
-        with open(file, "rb") as f:
-            checkpoint = pickle.load(f)  # only load checkpoints you wrote: pickle runs code
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        fail(f"'{path}' holds pickled Python objects besides tensors, which can run code when loaded: refused")
+
+
+def read_checkpoint(path):
+    """The manifest and tensors of a checkpoint of this script (its run folder, its folder or its checkpoint.json).
+    Nothing in it runs code: JSON, tensors loaded with weights_only, arrays loaded without pickle (load_buffer)."""
+    nested = os.path.join(path, "checkpoint")
+    folder = nested if os.path.isdir(nested) else os.path.dirname(path) if path.endswith(".json") else path
+    pickled = path if path.endswith(".pkl") else os.path.join(path, "checkpoint.pkl")  # an earlier version's checkpoint
+    if path.endswith(".pkl") or os.path.exists(pickled) and folder == path:
+        fail(f"'{pickled}' is a pickle, which can run any code when loaded: this version loads only its own safe checkpoints")
+    try:
+        manifest = read_json(os.path.join(folder, "checkpoint.json"))
+        if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or manifest["args"].keys() != vars(Args()).keys():
+            fail(f"'{path}' is not a checkpoint of this version of {SCRIPT}")
+        manifest["folder"], manifest["tensors"] = folder, load_tensors(os.path.join(folder, manifest["state"]))
+        return manifest
+    except SystemExit:
+        raise
     except Exception as e:
-        fail(f"cannot read checkpoint '{file}': {type(e).__name__}: {e}")
-    if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
-        fail(f"'{file}' is not a checkpoint of {SCRIPT}")
-    return checkpoint
+        fail(f"cannot read checkpoint '{path}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def durable(path, write):
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_buffer(rb, added, folder, old):
+    """Saves the replay memory in files of `rows` rows, writing only those with rows added since the last save (`old`,
+    its manifest entry); returns this save's entry. A ring array holds row k at slot k % len: transition k (the k-th add),
+    or frame k in FrameReplayBuffer's longer frame ring, which runs ahead. Rows before added - buffer_size are gone."""
+    rings = {k: getattr(rb, k) for k in RINGS if hasattr(rb, k)}
+    end = {k: added + len(a) - rb.buffer_size for k, a in rings.items()}  # one past each ring's newest row
+    rows = old["rows"] if old else max(1, BLOCK_BYTES // sum(a[0].nbytes for a in rings.values()))
+    kept, since = ({int(f.split(".")[1]): f for f in old["files"]}, old["added"]) if old else ({}, -1)
+    files, last_frames, stop = [], getattr(rb, "last_frames", {}), -(-max(end.values()) // rows)
+    for b in range(max(added - rb.buffer_size, 0) // rows, stop):
+        if b in kept and (b < (since - 1) // rows or since == added):  # not a row of it changed since the last save
+            files.append(kept[b])
+            continue
+        lo, hi = b * rows, (b + 1) * rows
+        arrays = {k: a[np.arange(max(lo, end[k] - len(a)), min(hi, end[k])) % len(a)] for k, a in rings.items()}
+        keys = sorted(key for key in last_frames if lo <= key[0] < hi)  # (transition, env) -> an episode's last frame
+        if keys:
+            arrays.update(last_frames_keys=np.array(keys), last_frames=np.stack([last_frames[key] for key in keys]))
+        if b == stop - 1 and getattr(rb, "last_next_obs", None) is not None:
+            arrays["last_next_obs"] = rb.last_next_obs
+        files.append(f"buffer.{b}.{added}.npz")
+        durable(os.path.join(folder, files[-1]), lambda f: np.savez(f, **arrays))
+    return {"added": added, "rows": rows, "files": files}
+
+
+def load_buffer(rb, folder, entry):
+    """Puts every row that save_buffer wrote back at its slot, and the counters as they were."""
+    added, rows, oldest = entry["added"], entry["rows"], entry["added"] - rb.buffer_size
+    for name in entry["files"]:
+        b, written = map(int, name.split(".")[1:3])
+        with np.load(os.path.join(folder, name), allow_pickle=False) as f:
+            for k in set(f.files) & set(RINGS):
+                a, saved = getattr(rb, k), f[k]
+                r = np.arange(-len(saved), 0) + min((b + 1) * rows, written + len(a) - rb.buffer_size)
+                a[r[r >= oldest] % len(a)] = saved[r >= oldest]
+            if "last_frames" in f.files:
+                rb.last_frames.update((tuple(key), frame) for key, frame in zip(f["last_frames_keys"].tolist(), f["last_frames"])
+                                      if key[0] >= oldest)
+            if "last_next_obs" in f.files:
+                rb.last_next_obs = f["last_next_obs"]
+    rb.pos, rb.full, rb.added = added % rb.buffer_size, added >= rb.buffer_size, added
 
 
 def write_checkpoint(state, run_dir):
-    """Writes atomically (a temporary file, then a rename): a crash or a full disk never spoils the last good one."""
-    path = os.path.join(run_dir, "checkpoint.pkl")
+    """Writes the networks and the replay memory's new rows into new files (named by step: a file a manifest names is
+    never rewritten), commits them by replacing checkpoint.json in one rename, then deletes the files it does not name:
+    a kill or a full disk at any moment leaves the last good checkpoint whole. Returns the folder, or None after a warning."""
+    (manifest, tensors, rb, added), folder = state, os.path.join(run_dir, "checkpoint")
+    path, old = os.path.join(folder, "checkpoint.json"), None  # None: unreadable, so nothing is deleted
     try:
-        with open(path + ".tmp", "wb") as f:
-            pickle.dump(state, f, protocol=5)  # protocol 5 writes large arrays without copying them
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
-        return path
-    except Exception as e:  # no space, no permission: training goes on, and is worth more than one checkpoint
-        if os.path.exists(path + ".tmp"):
-            os.remove(path + ".tmp")
-        print(f"{SCRIPT}: warning: cannot write the checkpoint of step {state['global_step']:,} ({e}); the run goes on, "
+        old = read_json(path) if os.path.exists(path) else {}
+        os.makedirs(folder, exist_ok=True)
+        manifest["state"] = f"state.{manifest['global_step']}.pt"
+        durable(os.path.join(folder, manifest["state"]), lambda f: torch.save(tensors, f))
+        manifest["buffer"] = save_buffer(rb, added, folder, old.get("buffer")) if rb is not None else None
+        durable(path + ".tmp", lambda f: f.write(json.dumps(manifest).encode()))
+        os.replace(path + ".tmp", path)  # the commit
+        old = manifest
+        return folder
+    except Exception as e:  # no space, no permission
+        print(f"{SCRIPT}: warning: cannot write the checkpoint of step {manifest['global_step']:,} ({e}); the run goes on, "
               f"the last good checkpoint stays", file=sys.stderr, flush=True)
+    finally:  # delete what the manifest does not name: the superseded, the evicted, what a failed or a killed save left
+        keep = {"checkpoint.json", old["state"], *(old["buffer"] or {}).get("files", [])} if old else {"checkpoint.json"}
+        with contextlib.suppress(OSError):
+            for name in set(os.listdir(folder)) - keep if old is not None else []:
+                os.remove(os.path.join(folder, name))
 
 
 def load_model(q_network, path):
-    """Loads a model file (--save-model), a checkpoint, or a run folder's model into q_network."""
-    if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.endswith(".pt")) or ["checkpoint.pkl"]
-        path = os.path.join(path, files[0])
+    """Loads a model file (--save-model), or the Q-network of a checkpoint or its run folder, into q_network."""
+    folder = os.path.isdir(path) and not os.path.exists(os.path.join(path, "checkpoint.json"))  # a run folder
+    models = sorted(f for f in os.listdir(path) if f.endswith(".pt")) if folder else []
+    path = os.path.join(path, models[0]) if models else path
     try:
-        state = read_checkpoint(path)["q_network"] if path.endswith(".pkl") else torch.load(path, map_location="cpu")
-        q_network.load_state_dict(state)
+        checkpoint = os.path.isdir(path) or path.endswith((".json", ".pkl"))
+        q_network.load_state_dict(read_checkpoint(path)["tensors"]["q_network"] if checkpoint else load_tensors(path))
     except SystemExit:
         raise
     except Exception as e:
@@ -253,15 +338,21 @@ def evaluate(q_network, args, video_name, device, rng):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    checkpoint = read_checkpoint(args.resume) if args.resume else None
-    if checkpoint:  # the run goes on with its own arguments
-        changed = [k.replace("_", "-") for k, v in vars(args).items() if k != "resume" and v != getattr(Args(), k)]
-        if changed:
-            fail(f"--resume continues with the run's own arguments; drop --{', --'.join(changed)}")
-        args = Args(**{**checkpoint["args"], "resume": args.resume})
-    problems = check_args(args) + check_env(args.env_id)
+    saved = read_checkpoint(args.resume) if args.resume else None
+    problems = []
+    if saved:  # flags not given take the run's saved values; given ones must equal them, but --total-timesteps may change
+        before, step = saved["args"], saved["global_step"]
+        args = tyro.cli(Args, default=Args(**{**before, "resume": args.resume}))
+        problems = [f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}" for k, v in vars(args).items()
+                    if v != before[k] and k not in ("resume", "total_timesteps")]
+        if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
+            problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
+    problems += check_args(args) + check_env(args.env_id)
     if problems:
         fail(*problems)
+    fraction, decay = args.exploration_fraction, saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
+    if saved and args.total_timesteps != saved["args"]["total_timesteps"]:  # epsilon's decay keeps its length in steps
+        args.exploration_fraction = decay / args.total_timesteps
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
@@ -288,22 +379,22 @@ if __name__ == "__main__":
         print(f"eval: {np.mean(returns):.2f} +- {np.std(returns):.2f} over {len(returns)} episodes (epsilon {args.end_e})")
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
 
-    if checkpoint:
-        run_dir = os.path.dirname(os.path.abspath(args.resume)) if os.path.isfile(args.resume) else args.resume
+    if saved:
+        run_dir = os.path.dirname(os.path.abspath(saved["folder"]))
         run_name = os.path.basename(os.path.normpath(run_dir))
     else:
         run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
         while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
             run_name += "+"
         run_dir = f"runs/{run_name}"
-    start_step = checkpoint["global_step"] if checkpoint else 0
+    start_step = step if saved else 0
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
                    name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
-    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if checkpoint else None)  # hides points logged after the checkpoint
-    if not checkpoint:
+    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)  # hides points logged after the checkpoint
+    if not saved:
         writer.add_text(
             "hyperparameters",
             "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
@@ -332,29 +423,32 @@ if __name__ == "__main__":
     )
     recent_returns = deque(maxlen=20)
     learning_starts = args.learning_starts
-    if checkpoint:  # everything but the episodes in flight, which restart
-        q_network.load_state_dict(checkpoint["q_network"])
-        target_network.load_state_dict(checkpoint["target_network"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        random.setstate(checkpoint["rng"][0])
-        np.random.set_state(checkpoint["rng"][1])
-        torch.set_rng_state(checkpoint["rng"][2])
-        rng.bit_generator.state = checkpoint["rng"][3]
-        recent_returns.extend(checkpoint["recent_returns"])
-        if checkpoint["rb"] is not None:
-            rb.__dict__.update(checkpoint["rb"], device=device)
+    if saved:  # everything but the episodes in flight, which restart
+        q_network.load_state_dict(saved["tensors"]["q_network"])
+        target_network.load_state_dict(saved["tensors"]["target_network"])
+        optimizer.load_state_dict(saved["tensors"]["optimizer"])
+        torch.set_rng_state(saved["tensors"]["torch_rng"])
+        (version, key, gauss), numpy_state, rng.bit_generator.state = saved["rng"]
+        random.setstate((version, tuple(key), gauss))
+        np.random.set_state(numpy_state)
+        recent_returns.extend(saved["recent_returns"])
+        if saved["buffer"]:
+            try:
+                load_buffer(rb, saved["folder"], saved["buffer"])
+            except Exception as e:
+                fail(f"cannot read the replay memory of '{args.resume}': {type(e).__name__}: {e}")
         else:  # an empty buffer: collect experience again before learning
             learning_starts = start_step + args.learning_starts
         print(f"resumed {run_dir} at step {start_step:,}", flush=True)
 
-    def checkpoint_state():
-        return {
-            "script": SCRIPT, "args": vars(args), "global_step": global_step,
-            "q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
-            "optimizer": optimizer.state_dict(), "rb": vars(rb) if args.checkpoint_buffer else None,
-            "rng": (random.getstate(), np.random.get_state(), torch.get_rng_state(), rng.bit_generator.state),
-            "recent_returns": list(recent_returns),
-        }
+    def checkpoint_state():  # plain values for JSON, tensors for torch.save, the buffer and its number of adds
+        numpy_state = np.random.get_state()
+        return ({"script": SCRIPT, "format": 1, "args": {**vars(args), "exploration_fraction": fraction},
+                 "exploration_steps": decay, "global_step": global_step, "recent_returns": [float(r) for r in recent_returns],
+                 "rng": [random.getstate(), [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]], rng.bit_generator.state]},
+                {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+                 "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+                rb if args.checkpoint_buffer else None, global_step // n_envs)
 
     start_time = last_print = time.time()
     episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)

@@ -2,13 +2,16 @@
 
     python benchmark/bench.py            # the table in README (a few minutes on 2 cores)
     python benchmark/bench.py --quick    # fewer steps, for a look
+    python benchmark/bench.py --checkpoint   # only: saving a full 1M-step Atari replay memory, then 10k steps later
 
 For each configuration the script runs as a user would (a fresh process in a scratch folder) and the numbers come
 from outside it: wall time of the whole process, peak resident memory (the kernel's rusage), and steps/s before and
 after learning starts from the wall-clock stamps of its TensorBoard `charts/SPS` points. Start-up is the whole-process
 wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3.
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
-`sample(32)` costs against SB3's plain ReplayBuffer.
+`sample(32)` costs against SB3's plain ReplayBuffer. With --checkpoint, only the seconds and bytes of dqn_atari.py's
+checkpoint of a full 1M-step replay memory (SIGTERM with no earlier checkpoint), then of the next one 10k steps later
+(a periodic checkpoint, or SIGTERM 10k steps after one), written to a scratch folder.
 """
 import argparse
 import glob
@@ -101,10 +104,52 @@ def buffer_numbers(capacity, fill):
         print(f"- sample(32), {label} of {fill:,}: {min(times) * 1e6:,.0f} us (best of 5 x 500)")
 
 
+def checkpoint_numbers(capacity, more):
+    """dqn_atari.py's checkpoint (networks, optimizer, replay memory) of a full buffer, then `more` steps later."""
+    import gymnasium as gym
+    import torch
+
+    sys.path.insert(0, ROOT)
+    import dqn_atari
+
+    envs = dqn_atari.make_env("BreakoutNoFrameskip-v4", 1)
+    obs, _ = envs.reset(seed=0)
+    steps = []
+    for _ in range(2000):  # a real stream of frames, replayed in a loop
+        next_obs, r, term, trunc, info = envs.step(np.random.randint(4, size=1))
+        steps.append((obs, next_obs, np.random.randint(4, size=1), np.sign(r), term))
+        obs = next_obs
+    envs.close()
+    rb = dqn_atari.FrameReplayBuffer(capacity, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))
+    q_network, target_network = dqn_atari.QNetwork(4), dqn_atari.QNetwork(4)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
+    q_network(torch.zeros(1, 4, 84, 84)).sum().backward()
+    optimizer.step()  # Adam's moments exist, as in a run
+    tensors = {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+               "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    with tempfile.TemporaryDirectory() as run_dir:
+        folder = os.path.join(run_dir, "checkpoint")
+        for label, adds in (("a full replay memory", capacity), (f"{more:,} steps later", more)):
+            for _ in range(adds):
+                rb.add(*steps[rb.added % len(steps)], {})
+            before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+            start = time.perf_counter()
+            assert dqn_atari.write_checkpoint(({"global_step": rb.added}, tensors, rb, rb.added), run_dir)
+            seconds = time.perf_counter() - start
+            new = set(os.listdir(folder)) - before | {"checkpoint.json"}
+            written = sum(os.path.getsize(os.path.join(folder, f)) for f in new)
+            print(f"- checkpoint of {label} (FrameReplayBuffer({capacity:,}), {rb.added:,} steps added): {seconds:.1f} s "
+                  f"to write {written / 2**20:,.0f} MiB in {len(new)} files", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps")
-    q = parser.parse_args().quick
+    parser.add_argument("--checkpoint", action="store_true", help="only the checkpoint of a full 1M-step Atari replay memory")
+    options = parser.parse_args()
+    if options.checkpoint:
+        sys.exit(checkpoint_numbers(1_000_000, 10_000))
+    q = options.quick
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| configuration | start-up (s) | steps/s before learning | steps/s after learning | wall (s) | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|")

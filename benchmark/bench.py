@@ -62,6 +62,19 @@ def measure(name, script, before, after, *flags):
     print(f"| {name} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f} | {rss:,.0f} |", flush=True)
 
 
+def breakout_stream(dqn_atari, n=2000):
+    """n real Breakout transitions of a random agent, as rb.add's arguments, to replay in a loop."""
+    envs = dqn_atari.make_env("BreakoutNoFrameskip-v4", 1)
+    obs, _ = envs.reset(seed=0)
+    steps = []
+    for _ in range(n):
+        next_obs, r, term, trunc, info = envs.step(np.random.randint(4, size=1))
+        steps.append((obs, next_obs, np.random.randint(4, size=1), np.sign(r), term))
+        obs = next_obs
+    envs.close()
+    return steps
+
+
 def buffer_numbers(capacity, fill):
     import gymnasium as gym
     import psutil
@@ -71,14 +84,7 @@ def buffer_numbers(capacity, fill):
     import dqn_atari
 
     obs_space, act_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4)
-    envs = dqn_atari.make_env("BreakoutNoFrameskip-v4", 1)
-    obs, _ = envs.reset(seed=0)
-    steps = []
-    for _ in range(2000):  # a real stream of frames, replayed in a loop
-        next_obs, r, term, trunc, info = envs.step(np.random.randint(4, size=1))
-        steps.append((obs, next_obs, np.random.randint(4, size=1), np.sign(r), term))
-        obs = next_obs
-    envs.close()
+    steps = breakout_stream(dqn_atari)
     process = psutil.Process()
     rb = dqn_atari.FrameReplayBuffer(capacity, obs_space, act_space)
     arrays = sum(v.nbytes for v in vars(rb).values() if isinstance(v, np.ndarray))
@@ -112,14 +118,7 @@ def checkpoint_numbers(capacity, more):
     sys.path.insert(0, ROOT)
     import dqn_atari
 
-    envs = dqn_atari.make_env("BreakoutNoFrameskip-v4", 1)
-    obs, _ = envs.reset(seed=0)
-    steps = []
-    for _ in range(2000):  # a real stream of frames, replayed in a loop
-        next_obs, r, term, trunc, info = envs.step(np.random.randint(4, size=1))
-        steps.append((obs, next_obs, np.random.randint(4, size=1), np.sign(r), term))
-        obs = next_obs
-    envs.close()
+    steps = breakout_stream(dqn_atari)
     rb = dqn_atari.FrameReplayBuffer(capacity, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(4))
     q_network, target_network = dqn_atari.QNetwork(4), dqn_atari.QNetwork(4)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)

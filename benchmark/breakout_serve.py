@@ -4,7 +4,7 @@
     python benchmark/breakout_serve.py --arms on       # one arm only
     python benchmark/breakout_serve.py --report-only   # rebuild the table and plot from the runs already there
 
-Each arm is `runner.py` with seeds 1 and 2 side by side (2 workers, one torch thread each) and
+Each arm is `runner.py` (on Ray) with seeds 1 and 2 side by side (one CPU and one torch thread each) and
 `--total-timesteps 300000 --learning-starts 20000 --buffer-size 100000 --eval-episodes 0`, all else default,
 into `<out>/<arm>`. The report reads the runs' TensorBoard events: the mean game score in each 50k-step bin (games
 counted where they end), the mean of the last 40 games, the steps reached, wall time and steps/s per run; and one
@@ -18,12 +18,11 @@ import sys
 
 import numpy as np
 
-from runner import read_run
+from report import read_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = {"off": ["--no-fire-after-life-loss"], "on": []}
-FLAGS = ["--total-timesteps", "300000", "--learning-starts", "20000", "--buffer-size", "100000", "--eval-episodes", "0",
-         "--torch-threads", "1"]
+FLAGS = ["--total-timesteps", "300000", "--learning-starts", "20000", "--buffer-size", "100000", "--eval-episodes", "0"]
 BIN, LAST, TOTAL = 50_000, 40, 300_000
 
 
@@ -44,7 +43,7 @@ def report(out):
             means = [scores[(steps > a) & (steps <= a + BIN)] for a in range(0, TOTAL, BIN)]
             cells = [f"{m.mean():.2f} ({len(m)}){'*' if run['steps'] < a + BIN else ''}" if len(m) else "n/a"
                      for a, m in zip(range(0, TOTAL, BIN), means)]
-            wall = run["end"] - run["start"]
+            wall = run["wall"]
             rows.append(f"| {arm} | {seed} | " + " | ".join(cells) + f" | {scores[-LAST:].mean():.2f} | "
                         f"{run['steps']:,.0f} | {wall:,.0f} | {run['steps'] / wall:,.0f} |")
             smooth = np.convolve(scores, np.ones(LAST), "full")[: len(scores)] / np.minimum(np.arange(1, len(scores) + 1), LAST)
@@ -71,6 +70,6 @@ if __name__ == "__main__":
     a = parser.parse_args()
     for arm in [] if a.report_only else a.arms:
         subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "runner.py"), "--scripts", "dqn_atari.py",
-                        "--env-ids", "BreakoutNoFrameskip-v4", "--seeds", "1", "2", "--workers", "2",
+                        "--env-ids", "BreakoutNoFrameskip-v4", "--seeds", "1", "2", "--cpus-per-run", "1",
                         "--out", os.path.join(a.out, arm), "--", *FLAGS, *ARMS[arm]], check=True)
     report(a.out)

@@ -1,136 +1,197 @@
-"""Runs scripts x env ids x seeds as parallel worker processes, then writes a results table and learning curves.
+"""Runs a sweep (scripts x env ids x seeds x flag sets) as Ray tasks, then writes the rliable results table and plots.
 
-    python benchmark/runner.py --scripts dqn.py --env-ids CartPole-v1 Acrobot-v1 MountainCar-v0 --seeds 1 2 3 \
-        --out benchmark/results/classic
-    python benchmark/runner.py ... -- --total-timesteps 100000      # flags after -- go to every run
-    python benchmark/runner.py --report-only --out benchmark/results/classic   # rebuild the table and plots
+    python benchmark/runner.py --scripts dqn.py --env-ids CartPole-v1 Acrobot-v1 --seeds 1 2 3   # a local Ray instance
+    python benchmark/runner.py --address HOST:PORT ...   # a running cluster (`ray start --head` / `ray start --address`)
+    python benchmark/runner.py ... -- --total-timesteps 100000       # flags after -- go to every run
+    python benchmark/runner.py ... --variants base= nofire=--no-fire-after-life-loss   # one flag set per variant
+    python benchmark/runner.py --report-only --out benchmark/results/classic            # rebuild the table and plots
 
-Each run is `python <script> --env-id E --seed S --no-cuda <extra flags>` in `<out>` (its TensorBoard folder lands
-in `<out>/runs`), with its console in `<out>/logs/<script>__<env>__<seed>.log`. The table gives, per script and env,
-mean +- std over seeds of: the final return (mean of each run's last 20 training episodes) and the evaluation
-return (mean of each run's evaluation episodes), with wall time and steps/s. The plots show the mean over seeds of
-the training return (each run's mean of its last 20 episodes) with the spread over seeds shaded (min to max),
-against env steps and against wall time.
+Each run is a Ray task that starts a fresh process of the unmodified script, `python <script> --env-id E --seed S
+--exp-name X --checkpoint-frequency F --torch-threads C <flags>`, reserving C cpus (`--cpus-per-run`) and, with
+`--cuda`, `--gpus-per-run` GPUs, so runs never oversubscribe a node. Everything lands in `--out`, which must be one
+folder that every node sees at the same path (a shared filesystem; checked before a run starts):
+  <out>/code/        the scripts the sweep runs, copied once, so a restarted sweep resumes with the same code
+  <out>/runs/        each run's TensorBoard folder, model and checkpoint
+  <out>/logs/        each run's console (<exp>__<env>__<seed>.log, one header line per attempt) and a .done marker
+
+A run that dies is not lost. A run killed by a signal (a lost worker or node, preemption, the OOM killer) is retried
+by Ray (`--retries`), and the retry continues with `--resume` from the run's last checkpoint. A sweep that is
+stopped (Ctrl-C: every run saves a checkpoint) and started again skips the runs marked done and resumes the others.
+A run that fails on its own (bad flags, a crash) is not retried; the summary names its log.
 """
 import argparse
 import glob
 import os
-import subprocess
+import re
+import shutil
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEP_LINE = re.compile(r"step\s+([\d,]+)/([\d,]+)\s+([\d,]+) steps/s\s+return \(last 20\) (\S+)")
 
 
-def run_one(script, env_id, seed, extra, out, status):
-    name = f"{script[:-3]}__{env_id.replace('/', '-').replace(':', '-')}__{seed}"
-    log = os.path.join(out, "logs", f"{name}.log")
-    start = time.time()
-    with open(log, "w") as f:
-        status[name] = "running"
-        code = subprocess.call([sys.executable, os.path.join(ROOT, script), "--env-id", env_id, "--seed", str(seed),
-                                "--no-cuda", "--exp-name", script[:-3], *extra], cwd=out, stdout=f, stderr=subprocess.STDOUT)
-    status[name] = f"{'done' if code == 0 else f'FAILED (exit {code}, see {log})'} in {time.time() - start:.0f} s"
-    return code
+class RunKilled(Exception):
+    """The script was stopped by a signal: Ray retries the task, which resumes from the run's checkpoint."""
 
 
-def last_line(path):
+def run_task(job, out, token):
+    """One run, in a Ray worker on any node. Returns (exit code, seconds); raises RunKilled to be retried."""
+    import fcntl
+    import signal
+    import socket
+    import subprocess
+
+    name, cmd, prefix = job["name"], job["cmd"], job["run_prefix"]
+    host, start = socket.gethostname(), time.time()
     try:
-        with open(path, "rb") as f:
-            lines = f.read()[-400:].decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else ""
+        with open(os.path.join(out, ".sweep")) as f:
+            seen = f.read()
     except OSError:
-        return ""
+        seen = None
+    if seen != token:
+        raise RuntimeError(f"{host} does not see the sweep folder {out}: --out must be on a filesystem every node shares")
+    with open(os.path.join(out, "logs", name + ".lock"), "a") as lock:
+        # A killed attempt's script may still be saving its checkpoint; it holds this lock until it exits.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folders = sorted(glob.glob(os.path.join(out, "runs", prefix + "*")), key=os.path.getmtime)
+        resumable = [d for d in folders if os.path.exists(os.path.join(d, "checkpoint", "checkpoint.json"))]
+        for d in folders:  # a started run that died before its first checkpoint: set aside, it starts over
+            if d not in resumable[-1:]:
+                os.makedirs(os.path.join(out, "abandoned"), exist_ok=True)
+                shutil.move(d, os.path.join(out, "abandoned", os.path.basename(d)))
+        resume = ["--resume", os.path.relpath(resumable[-1], out)] if resumable else []
+        with open(os.path.join(out, "logs", name + ".log"), "a") as log:
+            log.write(f"== runner: attempt on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                      f"{'resuming ' + resume[1] if resume else 'new run'}\n")
+            log.flush()
+
+            def die_with_the_worker():  # Linux: SIGTERM (the script saves a checkpoint) if the Ray worker dies
+                try:
+                    import ctypes
+
+                    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+                except (OSError, AttributeError):
+                    pass
+
+            proc = subprocess.Popen(cmd + resume, cwd=out, stdout=log, stderr=subprocess.STDOUT,
+                                    pass_fds=(lock.fileno(),), preexec_fn=die_with_the_worker)
+            try:
+                code = proc.wait()
+            except BaseException:  # ray.cancel (the sweep was stopped): let the script save its checkpoint
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+                raise
+    if code == 0:
+        with open(os.path.join(out, "logs", name + ".done"), "w") as f:
+            f.write(f"{host} {time.time() - start:.0f} s\n")
+    elif code < 0 or code in (128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGKILL):
+        raise RunKilled(f"{name}: exit {code} on {host}")
+    return code, time.time() - start
 
 
-def run_all(jobs, extra, out, workers):
-    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    status, done = {}, threading.Event()
-
-    def progress():
-        while not done.wait(30):
-            running = [n for n, s in status.items() if s == "running"]
-            finished = sum(s != "running" for s in status.values())
-            tails = "; ".join(f"{n}: {last_line(os.path.join(out, 'logs', n + '.log'))[:60]}" for n in running)
-            print(f"[{finished}/{len(jobs)} finished] {tails}", flush=True)
-
-    threading.Thread(target=progress, daemon=True).start()
-    with ThreadPoolExecutor(workers) as pool:
-        codes = list(pool.map(lambda job: run_one(*job, extra, out, status), jobs))
-    done.set()
-    for name, state in sorted(status.items()):
-        print(f"  {name}: {state}")
-    return codes
+def progress(job, out):
+    """(state, line) of one run, from its log and markers."""
+    log = os.path.join(out, "logs", job["name"] + ".log")
+    try:
+        with open(log, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return "waiting", ""
+    attempts = text.count("== runner: attempt")
+    steps = STEP_LINE.findall(text)
+    if not steps:
+        return "starting", ""
+    step, total, sps, ret = steps[-1]
+    return "running", f"step {step:>9}/{total}  {sps:>6} steps/s  return {ret:>8}" + (
+        f"  (attempt {attempts})" if attempts and attempts > 1 else "")
 
 
-def read_run(run_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def show(jobs, states, out, tty, previous_lines):
+    lines = []
+    for job in jobs:
+        state = states[job["name"]]
+        if state == "pending":
+            state, line = progress(job, out)
+        else:
+            line = ""
+        lines.append(f"  {job['name']:<44} {state:<9} {line}")
+    done = sum(s in ("done", "skipped") for s in states.values())
+    failed = sum(s == "FAILED" for s in states.values())
+    lines.insert(0, f"{time.strftime('%H:%M:%S')}  {done}/{len(jobs)} done, {failed} failed")
+    if tty:  # redraw the block in place
+        sys.stdout.write(f"\x1b[{previous_lines}F" if previous_lines else "")
+        sys.stdout.write("".join(f"\x1b[2K{line}\n" for line in lines))
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return len(lines)
 
-    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0}).Reload()
-    tags = acc.Tags()["scalars"]
-    get = lambda tag: np.array([(e.wall_time, e.step, e.value) for e in acc.Scalars(tag)]) if tag in tags else np.zeros((0, 3))
-    run = {"returns": get("charts/episodic_return"), "eval": get("eval/episodic_return"), "sps": get("charts/SPS")}
-    run["start"] = acc.FirstEventTimestamp()  # the writer's creation, just before the first env step
-    run["end"] = max(e.wall_time for tag in tags for e in acc.Scalars(tag))  # the last point, evaluation included
-    run["steps"] = run["sps"][-1, 1] if len(run["sps"]) else 0
-    return run
 
+def sweep(a, extra):
+    import ray
 
-def fmt(values):
-    return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if len(values) else "n/a"
-
-
-def report(out):
-    """Reads every run under <out>/runs; writes <out>/results.md and one PNG per script and env."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = {}
-    for run_dir in sorted(glob.glob(os.path.join(out, "runs", "*"))):
-        env, exp, seed = os.path.basename(run_dir).split("__")[:3]
-        groups.setdefault((exp, env), []).append((int(seed), read_run(run_dir)))
-    rows = ["| script | env | seeds | final return (last 20 episodes) | eval return | wall time (s) | steps/s |",
-            "|---|---|---|---|---|---|---|"]
-    for (exp, env), runs in sorted(groups.items()):
-        runs = [(seed, r) for seed, r in sorted(runs) if len(r["returns"])]
-        if not runs:
-            continue
-        final = [r["returns"][-20:, 2].mean() for _, r in runs]
-        evals = [r["eval"][:, 2].mean() for _, r in runs if len(r["eval"])]
-        walls = [r["end"] - r["start"] for _, r in runs]
-        sps = [r["steps"] / (r["sps"][-1, 0] - r["start"]) for _, r in runs]
-        rows.append(f"| {exp}.py | {env} | {','.join(str(s) for s, _ in runs)} | {fmt(final)} | {fmt(evals)} | "
-                    f"{np.mean(walls):.0f} | {np.mean(sps):,.0f} |")
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, column, label in ((axes[0], 1, "environment steps"), (axes[1], 0, "wall time (s)")):
-            curves = []
-            for _, r in runs:
-                x = r["returns"][:, column] - (r["start"] if column == 0 else 0)
-                curves.append((x, r["returns"][:, 2]))
-            grid = np.linspace(max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves), 200)
-            ys = np.array([np.interp(grid, x, np.convolve(y, np.ones(20), "full")[: len(y)] / np.minimum(np.arange(1, len(y) + 1), 20))
-                           for x, y in curves])  # each run's mean of its last 20 episodes, on a common grid
-            mean = ys.mean(axis=0)
-            ax.plot(grid, mean, label=f"mean of {len(runs)} seeds")
-            ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), alpha=0.25, label="min to max over seeds")
-            ax.set_xlabel(label)
-            ax.set_ylabel("episodic return")
-            ax.grid(alpha=0.3)
-        axes[0].legend(loc="lower right")
-        fig.suptitle(f"{exp}.py on {env}")
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, f"{exp}__{env.replace('/', '-')}.png"), dpi=80)
-        plt.close(fig)
-    table = "\n".join(rows)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(table + "\n")
-    print(table)
+    out = os.path.abspath(a.out)
+    for sub in ("logs", "runs", "code"):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+    for script in a.scripts:  # a restarted sweep keeps the code it started with
+        if not os.path.exists(os.path.join(out, "code", os.path.basename(script))):
+            shutil.copy2(os.path.join(ROOT, script), os.path.join(out, "code"))
+    token = f"{os.getpid()} {time.time()}"
+    with open(os.path.join(out, ".sweep"), "w") as f:
+        f.write(token)
+    variants = [v.split("=", 1) for v in a.variants] or [("", "")]
+    jobs = []
+    for script in a.scripts:
+        for label, flags in variants:
+            exp = os.path.basename(script)[:-3] + (f"_{label}" if label else "")
+            for env_id in a.env_ids:
+                for seed in a.seeds:
+                    env = env_id.replace("/", "-").replace(":", "-")
+                    cmd = [sys.executable, os.path.join(out, "code", os.path.basename(script)), "--env-id", env_id,
+                           "--seed", str(seed), "--exp-name", exp, "--cuda" if a.cuda else "--no-cuda",
+                           "--checkpoint-frequency", str(a.checkpoint_frequency),
+                           "--torch-threads", str(a.cpus_per_run), *flags.split(), *extra]
+                    jobs.append({"name": f"{exp}__{env}__{seed}", "cmd": cmd, "run_prefix": f"{env}__{exp}__{seed}__"})
+    states = {j["name"]: "skipped" if os.path.exists(os.path.join(out, "logs", j["name"] + ".done")) else "pending"
+              for j in jobs}
+    todo = [j for j in jobs if states[j["name"]] == "pending"]
+    ray.init(address=a.address or "local", num_cpus=None if a.address else os.cpu_count(), include_dashboard=False,
+             log_to_driver=False, logging_level="WARNING")
+    cluster = ray.cluster_resources()
+    print(f"{len(jobs)} runs ({len(jobs) - len(todo)} already done) on Ray {'at ' + a.address if a.address else 'on this machine'}"
+          f" ({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs, "
+          f"{len(ray.nodes())} node{'s' if len(ray.nodes()) > 1 else ''}), into {out}", flush=True)
+    task = ray.remote(run_task).options(num_cpus=a.cpus_per_run, num_gpus=a.gpus_per_run if a.cuda else 0,
+                                        memory=int(a.memory_per_run * 2**30) if a.memory_per_run else None,
+                                        max_retries=a.retries, retry_exceptions=[RunKilled])
+    pending = {task.remote(j, out, token): j for j in todo}
+    results, tty, shown, last = {}, sys.stdout.isatty(), 0, 0.0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    code, seconds = ray.get(ref)
+                    results[job["name"]] = f"exit {code} after {seconds:,.0f} s"
+                    states[job["name"]] = "done" if code == 0 else "FAILED"
+                except Exception as e:
+                    results[job["name"]] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
+                    states[job["name"]] = "FAILED"
+            if ready or time.time() - last > (2 if tty else a.progress_every):
+                shown, last = show(jobs, states, out, tty, shown), time.time()
+    except KeyboardInterrupt:
+        print("stopping: every run saves a checkpoint; start the same command again to resume", flush=True)
+        for ref in pending:
+            ray.cancel(ref)
+        ray.wait(list(pending), num_returns=len(pending), timeout=300)
+        sys.exit(130)
+    show(jobs, states, out, False, 0)
+    failed = [j for j in jobs if states[j["name"]] == "FAILED"]
+    for j in failed:
+        print(f"FAILED {j['name']}: {results[j['name']]}; log: {os.path.join(out, 'logs', j['name'] + '.log')}")
+    return not failed
 
 
 if __name__ == "__main__":
@@ -141,19 +202,32 @@ if __name__ == "__main__":
     parser.add_argument("--scripts", nargs="+", default=["dqn.py"])
     parser.add_argument("--env-ids", nargs="+", default=["CartPole-v1"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel runs (default: one per core)")
-    parser.add_argument("--out", default="benchmark/results/latest", help="folder for runs, logs, table and plots")
+    parser.add_argument("--variants", nargs="*", default=[], metavar="LABEL=FLAGS",
+                        help="flag sets to sweep over; each run's exp-name gets _LABEL")
+    parser.add_argument("--out", default="benchmark/results/latest", help="the sweep's folder (shared by every node)")
+    parser.add_argument("--address", help="a running Ray cluster (auto, or HOST:PORT); default: a local instance")
+    parser.add_argument("--cpus-per-run", type=int, default=1, help="CPUs reserved per run, also its torch threads")
+    parser.add_argument("--cuda", action="store_true", help="run with --cuda, reserving --gpus-per-run GPUs")
+    parser.add_argument("--gpus-per-run", type=float, default=1.0)
+    parser.add_argument("--memory-per-run", type=float, help="GiB of RAM reserved per run (Atari: the buffer's size)")
+    parser.add_argument("--checkpoint-frequency", type=int, default=20_000, help="steps between a run's checkpoints")
+    parser.add_argument("--retries", type=int, default=3, help="retries of a run killed by a signal")
+    parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress blocks (not a tty)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from <out>/runs")
     a = parser.parse_args(argv)
-    for script in a.scripts:
-        if not os.path.isfile(os.path.join(ROOT, script)):
-            sys.exit(f"runner.py: error: no script {script} in {ROOT}")
-    out = os.path.abspath(a.out)
+    problems = [f"no script {s} in {ROOT}" for s in a.scripts if not os.path.isfile(os.path.join(ROOT, s))]
+    problems += [f"--variants {v!r} is not LABEL=FLAGS" for v in a.variants if not re.fullmatch(r"\w*=.*", v)]
+    problems += [f"--{k.replace('_', '-')} must be >= {m}" for k, m in (("cpus_per_run", 1), ("retries", 0),
+                                                                         ("checkpoint_frequency", 1)) if getattr(a, k) < m]
     if not a.report_only:
-        os.makedirs(out, exist_ok=True)
-        jobs = [(s, e, seed) for s in a.scripts for e in a.env_ids for seed in a.seeds]
-        print(f"{len(jobs)} runs, {a.workers} at a time, into {out}", flush=True)
-        codes = run_all(jobs, extra, out, a.workers)
-    report(out)
-    if not a.report_only and any(codes):
-        sys.exit(1)
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            problems.append("ray is not installed: pip install -r requirements-dev.txt (or pip install ray)")
+    if problems:
+        sys.exit("\n".join(f"runner.py: error: {p}" for p in problems))
+    ok = a.report_only or sweep(a, extra)
+    from report import report
+
+    report(os.path.abspath(a.out))
+    sys.exit(0 if ok else 1)

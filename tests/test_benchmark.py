@@ -1,25 +1,142 @@
-"""benchmark/runner.py: runs seeds in parallel workers and reports what their TensorBoard events say."""
+"""benchmark/runner.py runs sweeps as Ray tasks (a local instance, or a real two-node cluster on 127.0.0.1) and
+benchmark/report.py reports them with rliable."""
+import glob
 import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
+import time
 
-from conftest import ROOT
+import numpy as np
+import psutil
+import pytest
+
+from conftest import ROOT, scalars
+
+RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+RUNNER = [sys.executable, os.path.join(ROOT, "benchmark", "runner.py")]
+TINY = ["--total-timesteps", "3000", "--learning-starts", "1000", "--eval-episodes", "2"]
+sys.path.insert(0, os.path.join(ROOT, "benchmark"))
 
 
-def test_runner_runs_every_seed_and_writes_the_table_and_plots(tmp_path):
-    out = tmp_path / "results"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "runner.py"), "--env-ids", "CartPole-v1",
-                             "--seeds", "1", "2", "--workers", "2", "--out", str(out), "--",
-                             "--total-timesteps", "1500", "--learning-starts", "1000", "--eval-episodes", "2"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(os.listdir(out / "logs")) == ["dqn__CartPole-v1__1.log", "dqn__CartPole-v1__2.log"]
+@pytest.fixture
+def cluster(monkeypatch):
+    """A real Ray cluster: a head node and a second node, each with 1 CPU, both on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # token authentication, as on a real cluster: every node and the driver share one secret
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        subprocess.run([RAY, "start", "--head", "--port", str(port), *common, "--include-dashboard", "false"],
+                       env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_a_sweep_on_a_two_node_cluster_survives_a_killed_worker_by_resuming_the_run(cluster, tmp_path):
+    out = tmp_path / "sweep"
+    flags = ["--total-timesteps", "6000", "--learning-starts", "1000", "--eval-episodes", "2"]
+    sweep = subprocess.Popen([*RUNNER, "--address", cluster, "--env-ids", "CartPole-v1", "--seeds", "1", "2", "--out",
+                              str(out), "--checkpoint-frequency", "1000", "--progress-every", "5", "--", *flags],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, victim = time.time() + 300, None
+        while victim is None and time.time() < deadline:  # seed 1's script, once it has a checkpoint
+            time.sleep(0.2)
+            if glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*" / "checkpoint" / "checkpoint.json")):
+                victim = next((p for p in psutil.process_iter(["cmdline"]) if "dqn.py" in " ".join(p.info["cmdline"] or [])
+                               and "--seed" in p.info["cmdline"] and p.info["cmdline"][p.info["cmdline"].index("--seed") + 1] == "1"), None)
+        assert victim is not None, "seed 1 never reached its first checkpoint"
+        victim.parent().send_signal(signal.SIGKILL)  # the Ray worker running the task dies, as when a node is lost
+        output, _ = sweep.communicate(timeout=600)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 0, output
+    assert "2 runs (0 already done)" in output and "2 CPUs" in output and "2 nodes" in output, output
+    log = (out / "logs" / "dqn__CartPole-v1__1.log").read_text()
+    assert log.count("== runner: attempt") == 2 and "resuming runs/CartPole-v1__dqn__1__" in log, log
+    resumed_at = int(log.split("resumed ")[1].split(" at step ")[1].split()[0].replace(",", ""))
+    assert 1000 <= resumed_at < 6000
+    [run] = glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*"))  # the same run folder goes on
+    attempts = sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")), key=os.path.getmtime)
+    assert len(attempts) == 2
+    second = scalars(attempts[1])["charts/SPS"]
+    assert second[0][0] > resumed_at and second[-1][0] == 6000  # the steps continue, not restart
+    steps = [s for s, _ in scalars(run)["charts/SPS"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 6000  # one curve, points logged again after the checkpoint dropped
+    assert not (out / "abandoned").exists()
+    assert (out / "logs" / "dqn__CartPole-v1__2.log").read_text().count("== runner: attempt") == 1
     rows = (out / "results.md").read_text().splitlines()
-    assert len(rows) == 3 and rows[2].startswith("| dqn.py | CartPole-v1 | 1,2 | ")
+    assert any(r.startswith("| dqn | CartPole-v1 | 1,2 | ") for r in rows), rows
+
+
+def test_a_local_sweep_reports_failures_and_a_restart_skips_finished_runs(tmp_path):
+    out = tmp_path / "sweep"
+    command = [*RUNNER, "--env-ids", "CartPole-v1", "NoSuchEnv-v0", "--seeds", "1", "--out", str(out), "--", *TINY]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "2 runs (0 already done) on Ray on this machine" in first.stdout
+    failed_log = out / "logs" / "dqn__NoSuchEnv-v0__1.log"
+    assert f"FAILED dqn__NoSuchEnv-v0__1: exit 1 after" in first.stdout and str(failed_log) in first.stdout
+    assert failed_log.read_text().count("== runner: attempt") == 1  # a script's own error is not retried
+    assert (out / "logs" / "dqn__CartPole-v1__1.done").exists()
+    assert (out / "code" / "dqn.py").read_bytes() == open(os.path.join(ROOT, "dqn.py"), "rb").read()
     assert (out / "dqn__CartPole-v1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert "2 runs (1 already done)" in again.stdout, again.stdout + again.stderr
+    assert (out / "logs" / "dqn__CartPole-v1__1.log").read_text().count("== runner: attempt") == 1
+    assert len(glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*"))) == 1
 
 
-def test_runner_reports_a_failed_run_and_exits_non_zero(tmp_path):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "runner.py"), "--env-ids", "NoSuchEnv-v0",
-                             "--seeds", "1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "FAILED" in result.stdout
+def test_runner_refuses_bad_arguments_with_one_line_each(tmp_path):
+    result = subprocess.run([*RUNNER, "--scripts", "nope.py", "--variants", "a b", "--retries", "-1", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 3 and all(l.startswith("runner.py: error: ") for l in lines), lines
+    assert not os.listdir(tmp_path)
+
+
+def write_run(out, env_id, exp, seed, final, evals=()):
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(os.path.join(out, "runs", f"{env_id}__{exp}__{seed}__1")) as w:
+        for i, r in enumerate([0.0] * 5 + [final] * 20):
+            w.add_scalar("charts/episodic_return", r, 100 * (i + 1))
+        w.add_scalar("charts/SPS", 100, 2500)
+        for r in evals:
+            w.add_scalar("eval/episodic_return", r, 2500)
+
+
+def test_report_gives_iqm_with_bootstrap_ci_and_human_normalised_atari_aggregates(tmp_path):
+    from report import ATARI, atari_game, report
+
+    assert [atari_game(e) for e in ("BreakoutNoFrameskip-v4", "ALE-MsPacman-v5", "UpNDownNoFrameskip-v4", "CartPole-v1")] == \
+        ["breakout", "ms_pacman", "up_n_down", None]
+    for seed, score in zip((1, 2, 3, 4), (10.0, 20.0, 30.0, 1000.0)):
+        write_run(tmp_path, "CartPole-v1", "dqn", seed, score, evals=[score, score + 2])
+    for seed in (1, 2):  # human level on Breakout, random level on Pong: normalised 1 and 0
+        write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", seed, ATARI["breakout"][1])
+        write_run(tmp_path, "PongNoFrameskip-v4", "dqn_atari", seed, ATARI["pong"][0])
+    report(str(tmp_path))
+    text = (tmp_path / "results.md").read_text()
+    [cartpole] = [r for r in text.splitlines() if r.startswith("| dqn | CartPole-v1 |")]
+    cells = [c.strip() for c in cartpole.split("|")[1:-1]]
+    assert cells[2] == "1,2,3,4"
+    assert cells[3].startswith("25.00 [")  # IQM of 10, 20, 30, 1000: the middle two; the outlier is trimmed
+    assert cells[4] == f"{np.mean([10, 20, 30, 1000]):.2f} ± {np.std([10, 20, 30, 1000]):.2f}"
+    low, high = map(float, cells[3].split("[")[1].rstrip("]").split(","))
+    assert 10 <= low < 25 < high <= 1000
+    assert cells[5].startswith("26.00 [")  # eval: each run's mean of its evaluation episodes
+    [atari] = [r for r in text.splitlines() if r.startswith("| dqn_atari | final |")]
+    assert [c.strip() for c in atari.split("|")[1:-1]][2:] == ["2", "2", "0.500 [0.500, 0.500]",
+                                                              "0.500 [0.500, 0.500]", "0.500 [0.500, 0.500]"]
+    assert (tmp_path / "atari_profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,20 +1,27 @@
-"""Measures dqn.py and dqn_atari.py on this machine and prints a markdown table.
+"""Measures dqn.py and dqn_atari.py side by side with a peer (Stable-Baselines3's DQN) and any git ref, on this machine.
 
-    python benchmark/bench.py            # the table in README (a few minutes on 2 cores)
-    python benchmark/bench.py --quick    # fewer steps, for a look
+    python benchmark/bench.py                     # us and SB3 on the same work, ratios (README's speed section)
+    python benchmark/bench.py --baseline main     # ... and the scripts of a git ref (a worktree), in the same run
+    python benchmark/bench.py --quick             # fewer steps, for a look
+    python benchmark/bench.py --profile      # only: where dqn.py's time goes per env step (cProfile)
     python benchmark/bench.py --checkpoint   # only: saving a full 1M-step Atari replay memory, then 10k steps later
 
-For each configuration the script runs as a user would (a fresh process in a scratch folder) and the numbers come
-from outside it: wall time of the whole process, peak resident memory (the kernel's rusage), and steps/s before and
+The table's header names the CPU model, cores, torch version and date: figures hold for that machine only, so quote
+the ratios, which compare programs measured in the same run. For each configuration each program runs as a user
+would (a fresh process in a scratch folder) and the numbers come from outside it: wall time of the whole process, peak resident memory (the kernel's rusage), and steps/s before and
 after learning starts from the wall-clock stamps of its TensorBoard `charts/SPS` points. Start-up is the whole-process
 wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3.
+SB3's DQN gets the same hyperparameters (network, batch, learning rate, buffer, train frequency with as many updates
+per env step, target period, epsilon schedule, no gradient clipping) and its steps/s come from a callback's stamps.
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
 `sample(32)` costs against SB3's plain ReplayBuffer. With --checkpoint, only the seconds and bytes of dqn_atari.py's
 checkpoint of a full 1M-step replay memory (SIGTERM with no earlier checkpoint), then of the next one 10k steps later
 (a periodic checkpoint, or SIGTERM 10k steps after one), written to a scratch folder.
 """
 import argparse
+import contextlib
 import glob
+import json
 import os
 import platform
 import subprocess
@@ -27,39 +34,113 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(script, *flags):
-    """Runs a script; returns (wall seconds, peak RSS MiB, {tag: [(wall_time, step, value)]})."""
+def machine():
+    """CPU model, cores, torch, Python and date: the header every table carries."""
+    import torch
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+            f.seek(0)
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+        cpu += ", AVX-512" * ("avx512f" in flags) + " with bf16" * ("avx512_bf16" in flags)
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; Python {platform.python_version()}; "
+            f"{time.strftime('%Y-%m-%d %H:%M')}")
+
+
+def run(cmd):
+    """Runs a command in a scratch folder; returns (wall seconds, peak RSS MiB, stdout, SPS points (wall, step))."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    with tempfile.TemporaryDirectory() as cwd:
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, script), "--no-cuda", *map(str, flags)], cwd=cwd,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        out.seek(0), err.seek(0)
         if status != 0:
-            sys.exit(f"bench.py: error: {script} {' '.join(map(str, flags))} failed: {proc.stderr.read().decode()[-500:]}")
-        acc = EventAccumulator(glob.glob(os.path.join(cwd, "runs", "*"))[0], size_guidance={"scalars": 0}).Reload()
-        tags = {t: [(e.wall_time, e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
-        return wall, usage.ru_maxrss / 1024, tags
+            sys.exit(f"bench.py: error: {' '.join(map(str, cmd))} failed: {err.read()[-500:]}")
+        text, runs = out.read(), glob.glob(os.path.join(cwd, "runs", "*"))
+        if runs:
+            acc = EventAccumulator(runs[0], size_guidance={"scalars": 0}).Reload()
+            sps = [(e.wall_time, e.step) for e in acc.Scalars("charts/SPS")]
+        else:  # SB3: the callback's stamps
+            sps = [tuple(p) for p in json.loads(text.splitlines()[-1])]
+        return wall, usage.ru_maxrss / 1024, text, sps
 
 
 def steps_per_second(sps, first, last):
-    """Env steps/s between the SPS points nearest to steps `first` and `last`."""
+    """Env steps/s between the points nearest to steps `first` and `last`."""
     a = min(sps, key=lambda p: abs(p[1] - first))
     b = min(sps, key=lambda p: abs(p[1] - last))
     return (b[1] - a[1]) / (b[0] - a[0])
 
 
-def measure(name, script, before, after, *flags):
-    total = before + after
-    startup = min(run(script, *flags, "--total-timesteps", 2, "--learning-starts", 1, "--eval-episodes", 0)[0]
-                  for _ in range(3))  # best of 3: the first start after a change may read cold files
-    wall, rss, tags = run(script, *flags, "--total-timesteps", total, "--learning-starts", before, "--eval-episodes", 0)
-    sps = tags["charts/SPS"]
-    pre = steps_per_second(sps, min(1000, before // 10), before)
-    post = steps_per_second(sps, before + min(1000, after // 10), total)
-    print(f"| {name} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f} | {rss:,.0f} |", flush=True)
+def command(program, work, total, before):
+    """The command line of one program on one piece of work."""
+    if program[1] == "sb3":
+        spec = {**work, "total": total, "before": before}
+        return [sys.executable, os.path.abspath(__file__), "--sb3", json.dumps(spec)]
+    atari = work["env_id"].startswith("Breakout")
+    flags = ["--env-id", work["env_id"], "--num-envs", work["n_envs"], "--no-cuda", "--total-timesteps", total,
+             "--learning-starts", before, "--eval-episodes", 0]
+    if atari:
+        flags += ["--buffer-size", work["buffer"], "--end-e", work["end_e"]]
+    return [sys.executable, os.path.join(program[2], "dqn_atari.py" if atari else "dqn.py"), *map(str, flags)]
+
+
+def measure(name, work, before, after, programs):
+    """Every program on the same work; one table row each, with its wall time against ours."""
+    results = []
+    for program in programs:
+        startup = min(run(command(program, work, 2, 1))[0] for _ in range(3))  # best of 3: cold files
+        wall, rss, _, sps = run(command(program, work, before + after, before))
+        pre = steps_per_second(sps, min(1000, before // 10), before)
+        post = steps_per_second(sps, before + min(1000, after // 10), before + after)
+        results.append((program[0], startup, pre, post, wall, rss))
+    ours = results[0][4]
+    for label, startup, pre, post, wall, rss in results:
+        print(f"| {name} | {label} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f} | {rss:,.0f} | "
+              f"{'1' if label == results[0][0] else f'{wall / ours:.2f}'} |", flush=True)
+    return results
+
+
+def sb3_child(spec):
+    """Stable-Baselines3's DQN on the same work as ours; prints its (wall time, step) stamps as JSON."""
+    import math
+
+    import ale_py
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    atari, n = spec["env_id"].startswith("Breakout"), spec["n_envs"]
+    gym.register_envs(ale_py)
+    torch.set_num_threads(spec["threads"] or torch.get_num_threads())  # the thread count ours uses
+    env = VecFrameStack(make_atari_env(spec["env_id"], n, seed=1), 4) if atari else make_vec_env(spec["env_id"], n, seed=1)
+    g = math.gcd(spec["train_freq"], n)  # as many updates per env step as ours: train_freq counts vector steps
+    model = DQN("CnnPolicy" if atari else "MlpPolicy", env, learning_rate=spec["lr"], buffer_size=spec["buffer"],
+                learning_starts=spec["before"], batch_size=spec["batch"], tau=1.0, gamma=0.99,
+                train_freq=spec["train_freq"] // g, gradient_steps=n // g, target_update_interval=spec["target"],
+                exploration_fraction=spec["fraction"], exploration_initial_eps=1.0, exploration_final_eps=spec["end_e"],
+                max_grad_norm=math.inf, optimize_memory_usage=atari,
+                replay_buffer_kwargs={"handle_timeout_termination": False} if atari else None,
+                policy_kwargs=None if atari else {"net_arch": [120, 84]}, device="cpu", seed=1)
+    stamps = []
+
+    class Stamps(BaseCallback):
+        def _on_step(self):
+            if not stamps or self.num_timesteps - stamps[-1][1] >= 100 or self.num_timesteps >= spec["total"]:
+                stamps.append((time.time(), self.num_timesteps))
+            return True
+
+    model.learn(spec["total"], callback=Stamps())
+    print(json.dumps(stamps))
 
 
 def breakout_stream(dqn_atari, n=2000):
@@ -141,25 +222,98 @@ def checkpoint_numbers(capacity, more):
                   f"to write {written / 2**20:,.0f} MiB in {len(new)} files", flush=True)
 
 
+def profile(steps, before):
+    """Where dqn.py's time goes per env step (default CartPole, 1 env), from cProfile's cumulative times (which add
+    their own overhead to every Python call, so read the shares, not the absolute microseconds)."""
+    import pstats
+
+    def profiled(total, learning_starts):
+        with tempfile.TemporaryDirectory() as cwd:
+            out = os.path.join(cwd, "profile.out")
+            subprocess.run([sys.executable, "-m", "cProfile", "-o", out, os.path.join(ROOT, "dqn.py"), "--no-cuda",
+                            "--total-timesteps", str(total), "--learning-starts", str(learning_starts), "--eval-episodes",
+                            "0"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+            stats = pstats.Stats(out).stats
+        return stats, max(v[3] for k, v in stats.items() if k[0].endswith("dqn.py") and k[2] == "<module>")
+
+    stats, total = profiled(steps, before)
+    startup = profiled(2, 1)[1]  # imports, env and network creation: not per step
+    parts = {  # label: (file name ends with, function name)
+        "env step (SyncVectorEnv.step)": ("sync_vector_env.py", "step"),
+        "forward passes (greedy action and updates)": ("dqn.py", "forward"),
+        "buffer add (ReplayBuffer.add)": ("buffers.py", "add"),
+        "buffer sample (ReplayBuffer.sample)": ("buffers.py", "sample"),
+        "backward": ("__init__.py", "backward"),
+        "optimizer step (Adam)": ("adam.py", "step"),
+        "zero_grad": ("optimizer.py", "zero_grad"),
+        "TensorBoard (add_scalar)": ("writer.py", "add_scalar"),
+    }
+    total -= startup
+    print(f"dqn.py CartPole-v1, 1 env, {before:,} + {steps - before:,} steps, under cProfile: {total / steps * 1e6:,.1f} us "
+          f"per env step in all, start-up ({startup:.1f} s) left out\n\n| part | calls | us per env step | share |\n|---|---|---|---|")
+    accounted = 0.0
+    for label, (file, name) in parts.items():
+        hits = [v for k, v in stats.items() if k[0].endswith(file) and k[2] == name]
+        calls, seconds = max((v[1], v[3]) for v in hits)  # the outermost of a method and its super()
+        accounted += seconds
+        print(f"| {label} | {calls:,} | {seconds / steps * 1e6:,.1f} | {seconds / total:.0%} |")
+    print(f"| everything else (the loop itself) | | {(total - accounted) / steps * 1e6:,.1f} | "
+          f"{(total - accounted) / total:.0%} |")
+
+
+def baseline_worktree(ref, stack):
+    """The scripts of a git ref, checked out in a temporary worktree that is removed at exit."""
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-baseline-"))
+    found = subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", folder, ref], capture_output=True, text=True)
+    if found.returncode != 0:
+        sys.exit(f"bench.py: error: cannot check out {ref!r}: {found.stderr.strip().splitlines()[-1]}")
+    stack.callback(subprocess.run, ["git", "-C", ROOT, "worktree", "remove", "--force", folder], capture_output=True)
+    sha = subprocess.run(["git", "-C", folder, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return (f"{ref} ({sha})" if ref != sha else sha, "script", folder)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps")
+    parser.add_argument("--baseline", nargs="*", default=[], metavar="REF", help="git refs to measure beside us")
+    parser.add_argument("--no-peer", action="store_true", help="leave out Stable-Baselines3's DQN")
+    parser.add_argument("--only", choices=["cartpole", "breakout"], help="one family of configurations")
     parser.add_argument("--checkpoint", action="store_true", help="only the checkpoint of a full 1M-step Atari replay memory")
+    parser.add_argument("--profile", action="store_true", help="only: where dqn.py's time goes per env step")
+    parser.add_argument("--sb3", help=argparse.SUPPRESS)  # internal: one SB3 run, in its own process
     options = parser.parse_args()
+    if options.sb3:
+        sys.exit(sb3_child(json.loads(options.sb3)))
     if options.checkpoint:
         sys.exit(checkpoint_numbers(1_000_000, 10_000))
-    q = options.quick
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| configuration | start-up (s) | steps/s before learning | steps/s after learning | wall (s) | peak RSS (MiB) |")
-    print("|---|---|---|---|---|---|")
-    cp_before, cp_after = (10000, 50000) if not q else (5000, 10000)
-    measure(f"dqn.py CartPole-v1, {cp_before // 1000}k + {cp_after // 1000}k steps, 1 env", "dqn.py", cp_before, cp_after)
-    measure(f"dqn.py CartPole-v1, {cp_before // 1000}k + {cp_after // 1000}k steps, 8 envs", "dqn.py", cp_before, cp_after,
-            "--num-envs", 8)
-    at_before, at_after = (10000, 4000) if not q else (3000, 1000)
-    for n in (1, 8):
-        measure(f"dqn_atari.py Breakout, {at_before // 1000}k + {at_after // 1000}k steps, {n} env{'s' * (n > 1)}, "
-                "buffer 100k", "dqn_atari.py", at_before, at_after, "--num-envs", n, "--buffer-size", 100000,
-                "--env-id", "BreakoutNoFrameskip-v4", "--end-e", 0.9)  # epsilon 1 -> 0.9: the default run's first 8%
-    print()
-    buffer_numbers(1_000_000, 50_000 if q else 200_000)
+    if options.profile:
+        sys.exit(profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000))
+    with contextlib.ExitStack() as stack:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True).stdout.strip()
+        programs = [(f"ours ({head.stdout.strip() or 'this folder'}{', modified' if dirty else ''})", "script", ROOT)]
+        programs += [baseline_worktree(ref, stack) for ref in options.baseline]
+        programs += [] if options.no_peer else [("SB3 DQN", "sb3", None)]
+        q = options.quick
+        print(f"{machine()}\n")
+        print("| configuration | program | start-up (s) | steps/s before learning | steps/s after learning | wall (s) | "
+              "peak RSS (MiB) | wall / ours |")
+        print("|---|---|---|---|---|---|---|---|")
+        cartpole = {"env_id": "CartPole-v1", "lr": 2.5e-4, "buffer": 10000, "batch": 128, "train_freq": 10, "target": 500,
+                    "fraction": 0.5, "end_e": 0.05, "threads": 1}
+        breakout = {"env_id": "BreakoutNoFrameskip-v4", "lr": 1e-4, "buffer": 100000, "batch": 32, "train_freq": 4,
+                    "target": 1000, "fraction": 0.1, "end_e": 0.9, "threads": 0}  # epsilon 1 -> 0.9: the default run's first 8%
+        if options.only != "breakout":
+            before, after = (10000, 50000) if not q else (5000, 10000)
+            for n in (1, 8):
+                measure(f"CartPole-v1, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}",
+                        {**cartpole, "n_envs": n}, before, after, programs)
+        if options.only != "cartpole":
+            before, after = (10000, 4000) if not q else (3000, 1000)
+            for n in (1, 8):
+                measure(f"Breakout, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}, buffer 100k",
+                        {**breakout, "n_envs": n}, before, after, programs)
+        if not options.only:
+            print()
+            buffer_numbers(1_000_000, 50_000 if q else 200_000)

@@ -131,6 +131,26 @@ def show(jobs, states, out, tty, previous_lines):
 def sweep(a, extra):
     import ray
 
+    try:
+        if a.address and ":" in a.address:  # fail fast: Ray itself keeps retrying an address nobody answers for minutes
+            import socket
+
+            host, port = a.address.rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=10).close()
+        ray.init(address=a.address or "local", num_cpus=None if a.address else os.cpu_count(), include_dashboard=False,
+                 log_to_driver=False, logging_level="WARNING")
+    except Exception as e:  # no cluster there, a wrong token
+        sys.exit(f"runner.py: error: cannot {'connect to Ray at ' + a.address if a.address else 'start Ray'}: "
+                 f"{' '.join(str(e).split())[:300]}")
+    cluster = ray.cluster_resources()
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    problems = []
+    if not any(n.get("CPU", 0) >= a.cpus_per_run for n in nodes):
+        problems.append(f"--cpus-per-run {a.cpus_per_run}: no node of this Ray cluster has that many CPUs")
+    if a.cuda and not any(n.get("GPU", 0) >= a.gpus_per_run for n in nodes):
+        problems.append(f"--cuda: no node of this Ray cluster has {a.gpus_per_run:g} GPU(s); leave out --cuda to run on CPUs")
+    if problems:  # runs that no node can take would wait forever
+        sys.exit("\n".join(f"runner.py: error: {p}" for p in problems))
     out = os.path.abspath(a.out)
     for sub in ("logs", "runs", "code"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
@@ -156,12 +176,9 @@ def sweep(a, extra):
     states = {j["name"]: "skipped" if os.path.exists(os.path.join(out, "logs", j["name"] + ".done")) else "pending"
               for j in jobs}
     todo = [j for j in jobs if states[j["name"]] == "pending"]
-    ray.init(address=a.address or "local", num_cpus=None if a.address else os.cpu_count(), include_dashboard=False,
-             log_to_driver=False, logging_level="WARNING")
-    cluster = ray.cluster_resources()
     print(f"{len(jobs)} runs ({len(jobs) - len(todo)} already done) on Ray {'at ' + a.address if a.address else 'on this machine'}"
           f" ({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs, "
-          f"{len(ray.nodes())} node{'s' if len(ray.nodes()) > 1 else ''}), into {out}", flush=True)
+          f"{len(nodes)} node{'s' if len(nodes) > 1 else ''}), into {out}", flush=True)
     task = ray.remote(run_task).options(num_cpus=a.cpus_per_run, num_gpus=a.gpus_per_run if a.cuda else 0,
                                         memory=int(a.memory_per_run * 2**30) if a.memory_per_run else None,
                                         max_retries=a.retries, retry_exceptions=[RunKilled])

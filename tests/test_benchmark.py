@@ -140,3 +140,14 @@ def test_report_gives_iqm_with_bootstrap_ci_and_human_normalised_atari_aggregate
     assert [c.strip() for c in atari.split("|")[1:-1]][2:] == ["2", "2", "0.500 [0.500, 0.500]",
                                                               "0.500 [0.500, 0.500]", "0.500 [0.500, 0.500]"]
     assert (tmp_path / "atari_profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runner_stops_with_one_line_when_no_node_can_take_a_run_or_no_cluster_answers(tmp_path):
+    for flags, says in ((["--cuda"], "--cuda: no node of this Ray cluster has 1 GPU(s)"),
+                        (["--cpus-per-run", "64"], "--cpus-per-run 64: no node of this Ray cluster has that many CPUs"),
+                        (["--address", "127.0.0.1:1"], "cannot connect to Ray at 127.0.0.1:1")):
+        result = subprocess.run([*RUNNER, "--out", str(tmp_path / "sweep"), *flags], capture_output=True, text=True,
+                                timeout=300)
+        errors = [l for l in result.stderr.splitlines() if l.startswith("runner.py: error: ")]
+        assert result.returncode == 1 and len(errors) == 1 and says in errors[0], result.stderr
+        assert not (tmp_path / "sweep").exists()

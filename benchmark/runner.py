@@ -91,20 +91,25 @@ def run_task(job, out, token):
 
 
 def progress(job, out):
-    """(state, line) of one run, from its log and markers."""
-    log = os.path.join(out, "logs", job["name"] + ".log")
+    """(state, line) of one run, from what its log gained since the last look (job["seen"]: bytes, attempts, last step)."""
+    seen = job.setdefault("seen", [0, 0, None])
     try:
-        with open(log, errors="replace") as f:
-            text = f.read()
+        with open(os.path.join(out, "logs", job["name"] + ".log"), "rb") as f:
+            f.seek(seen[0])
+            data = f.read()
     except OSError:
         return "waiting", ""
-    attempts = text.count("== runner: attempt")
+    data = data[: data.rfind(b"\n") + 1]  # whole lines only; the rest is read next time
+    seen[0] += len(data)
+    text = data.decode(errors="replace")
+    seen[1] += text.count("== runner: attempt")
     steps = STEP_LINE.findall(text)
-    if not steps:
+    seen[2] = steps[-1] if steps else seen[2]
+    if not seen[2]:
         return "starting", ""
-    step, total, sps, ret = steps[-1]
+    step, total, sps, ret = seen[2]
     return "running", f"step {step:>9}/{total}  {sps:>6} steps/s  return {ret:>8}" + (
-        f"  (attempt {attempts})" if attempts and attempts > 1 else "")
+        f"  (attempt {seen[1]})" if seen[1] > 1 else "")
 
 
 def show(jobs, states, out, tty, previous_lines):

@@ -151,3 +151,28 @@ def test_runner_stops_with_one_line_when_no_node_can_take_a_run_or_no_cluster_an
         errors = [l for l in result.stderr.splitlines() if l.startswith("runner.py: error: ")]
         assert result.returncode == 1 and len(errors) == 1 and says in errors[0], result.stderr
         assert not (tmp_path / "sweep").exists()
+
+
+def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
+    out = tmp_path / "sweep"
+    command = [*RUNNER, "--env-ids", "CartPole-v1", "--seeds", "1", "--out", str(out), "--checkpoint-frequency", "1000",
+               "--", "--total-timesteps", "20000", "--learning-starts", "1000", "--eval-episodes", "2"]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while not glob.glob(str(out / "runs" / "*" / "checkpoint" / "checkpoint.json")) and time.time() < deadline:
+            time.sleep(0.2)
+        sweep.send_signal(signal.SIGINT)  # Ctrl-C
+        output, _ = sweep.communicate(timeout=300)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130 and "start the same command again to resume" in output, output
+    log = out / "logs" / "dqn__CartPole-v1__1.log"
+    assert "checkpoint in runs/" in log.read_text()  # the run saved on its way out
+    assert not (out / "logs" / "dqn__CartPole-v1__1.done").exists()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    text = log.read_text()
+    assert text.count("== runner: attempt") == 2 and "resuming runs/CartPole-v1__dqn__1__" in text, text
+    [run] = glob.glob(str(out / "runs" / "*"))
+    assert scalars(run)["charts/SPS"][-1][0] == 20000

@@ -65,7 +65,7 @@ def run(cmd):
         text, runs = out.read(), glob.glob(os.path.join(cwd, "runs", "*"))
         if runs:
             acc = EventAccumulator(runs[0], size_guidance={"scalars": 0}).Reload()
-            sps = [(e.wall_time, e.step) for e in acc.Scalars("charts/SPS")]
+            sps = [(e.wall_time, e.step) for e in acc.Scalars("charts/SPS")] if "charts/SPS" in acc.Tags()["scalars"] else []
         else:  # SB3: the callback's stamps
             sps = [tuple(p) for p in json.loads(text.splitlines()[-1])]
         return wall, usage.ru_maxrss / 1024, text, sps
@@ -290,7 +290,7 @@ if __name__ == "__main__":
         sys.exit(profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000))
     with contextlib.ExitStack() as stack:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "dqn.py", "dqn_atari.py"], capture_output=True,
                                text=True).stdout.strip()
         programs = [(f"ours ({head.stdout.strip() or 'this folder'}{', modified' if dirty else ''})", "script", ROOT)]
         programs += [baseline_worktree(ref, stack) for ref in options.baseline]

@@ -77,7 +77,8 @@ def run_task(job, out, token):
             proc = subprocess.Popen(cmd + resume, cwd=out, stdout=log, stderr=subprocess.STDOUT,
                                     pass_fds=(lock.fileno(),), preexec_fn=die_with_the_worker)
             try:
-                code = proc.wait()
+                while (code := proc.poll()) is None:  # short waits: ray.cancel's interrupt lands between them
+                    time.sleep(0.2)
             except BaseException:  # ray.cancel (the sweep was stopped): let the script save its checkpoint
                 proc.send_signal(signal.SIGTERM)
                 proc.wait()

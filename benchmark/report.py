@@ -59,9 +59,14 @@ def read_run(run_dir):
     tags = acc.Tags()["scalars"]
     get = lambda tag: np.array([(e.wall_time, e.step, e.value) for e in acc.Scalars(tag)]) if tag in tags else np.zeros((0, 3))
     run = {"returns": get("charts/episodic_return"), "eval": get("eval/episodic_return"), "sps": get("charts/SPS")}
+    if len(run["eval"]):  # an evaluation cut short and done again after a resume: keep the last one of each episode
+        last = {}
+        for row in run["eval"][np.argsort(run["eval"][:, 0], kind="stable")]:  # oldest first: the newest stays
+            last[row[1]] = row
+        run["eval"] = np.array([last[k] for k in sorted(last)])
     run["steps"] = run["sps"][-1, 1] if len(run["sps"]) else 0
     run["wall"] = 0.0  # each attempt (events file) from the writer's creation to its last point, gaps between left out
-    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+    for path in glob.glob(os.path.join(glob.escape(run_dir), "events.out.tfevents.*")):
         times = [e.wall_time for e in EventFileLoader(path).Load()]
         run["wall"] += times[-1] - times[0] if times else 0.0
     return run
@@ -162,8 +167,8 @@ def report(out):
     import matplotlib.pyplot as plt
 
     groups = {}
-    for run_dir in sorted(glob.glob(os.path.join(out, "runs", "*"))):
-        env, exp, seed = os.path.basename(run_dir).split("__")[:3]
+    for run_dir in sorted(glob.glob(os.path.join(glob.escape(out), "runs", "*"))):
+        env, exp, seed = os.path.basename(run_dir).rsplit("__", 3)[:3]
         r = read_run(run_dir)
         if len(r["returns"]):
             r["final"] = r["returns"][-LAST:, 2].mean()

@@ -28,7 +28,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEP_LINE = re.compile(r"step\s+([\d,]+)/([\d,]+)\s+([\d,]+) steps/s\s+return \(last 20\) (\S+)")
+STEP_LINE = re.compile(r"step\s+([\d,]+)/([\d,]+)\s+([\d,]+) steps/s\s+return \(last \d+\) (\S+)")
 
 
 class RunKilled(Exception):
@@ -54,7 +54,7 @@ def run_task(job, out, token):
     with open(os.path.join(out, "logs", name + ".lock"), "a") as lock:
         # A killed attempt's script may still be saving its checkpoint; it holds this lock until it exits.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        folders = sorted(glob.glob(os.path.join(out, "runs", prefix + "*")), key=os.path.getmtime)
+        folders = sorted(glob.glob(os.path.join(glob.escape(out), "runs", glob.escape(prefix) + "*")), key=os.path.getmtime)
         resumable = [d for d in folders if os.path.exists(os.path.join(d, "checkpoint", "checkpoint.json"))]
         for d in folders:  # a started run that died before its first checkpoint: set aside, it starts over
             if d not in resumable[-1:]:
@@ -66,16 +66,16 @@ def run_task(job, out, token):
                       f"{'resuming ' + resume[1] if resume else 'new run'}\n")
             log.flush()
 
-            def die_with_the_worker():  # Linux: SIGTERM (the script saves a checkpoint) if the Ray worker dies
-                try:
-                    import ctypes
+            try:  # Linux: the script gets SIGTERM (and saves a checkpoint) if the Ray worker dies
+                import ctypes
 
-                    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-                except (OSError, AttributeError):
-                    pass
+                prctl = ctypes.CDLL(None).prctl  # looked up here: the child of a threaded process must not load anything
+            except (OSError, AttributeError):
+                prctl = None
 
-            proc = subprocess.Popen(cmd + resume, cwd=out, stdout=log, stderr=subprocess.STDOUT,
-                                    pass_fds=(lock.fileno(),), preexec_fn=die_with_the_worker)
+            proc = subprocess.Popen(cmd + resume, cwd=out, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
+                                    start_new_session=True,  # a terminal's Ctrl-C reaches the runner, not the runs
+                                    preexec_fn=prctl and (lambda: prctl(1, signal.SIGTERM)))  # PR_SET_PDEATHSIG
             try:
                 while (code := proc.poll()) is None:  # short waits: ray.cancel's interrupt lands between them
                     time.sleep(0.2)
@@ -83,10 +83,11 @@ def run_task(job, out, token):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait()
                 raise
+    stops = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # stopped from outside, not crashed
     if code == 0:
         with open(os.path.join(out, "logs", name + ".done"), "w") as f:
             f.write(f"{host} {time.time() - start:.0f} s\n")
-    elif code < 0 or code in (128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGKILL):
+    elif -code in stops or code - 128 in stops:
         raise RunKilled(f"{name}: exit {code} on {host}")
     return code, time.time() - start
 
@@ -205,10 +206,14 @@ def sweep(a, extra):
             if ready or time.time() - last > (2 if tty else a.progress_every):
                 shown, last = show(jobs, states, out, tty, shown), time.time()
     except KeyboardInterrupt:
-        print("stopping: every run saves a checkpoint; start the same command again to resume", flush=True)
+        print("stopping: every run saves a checkpoint (Ctrl-C again: stop at once); start the same command again to "
+              "resume", flush=True)
         for ref in pending:
             ray.cancel(ref)
-        ray.wait(list(pending), num_returns=len(pending), timeout=300)
+        try:
+            ray.wait(list(pending), num_returns=len(pending))
+        except KeyboardInterrupt:
+            pass
         sys.exit(130)
     show(jobs, states, out, False, 0)
     failed = [j for j in jobs if states[j["name"]] == "FAILED"]
@@ -239,7 +244,12 @@ if __name__ == "__main__":
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from <out>/runs")
     a = parser.parse_args(argv)
     problems = [f"no script {s} in {ROOT}" for s in a.scripts if not os.path.isfile(os.path.join(ROOT, s))]
-    problems += [f"--variants {v!r} is not LABEL=FLAGS" for v in a.variants if not re.fullmatch(r"\w*=.*", v)]
+    labels = [v.split("=", 1)[0] for v in a.variants]
+    problems += [f"--variants {v!r} is not LABEL=FLAGS with a label of letters and digits" for v in a.variants
+                 if not re.fullmatch(r"[A-Za-z0-9]+=.*", v)]
+    problems += [f"--variants: the label {l!r} is given twice" for l in sorted(set(labels)) if labels.count(l) > 1]
+    if a.report_only and not os.path.isdir(os.path.join(a.out, "runs")):
+        problems.append(f"--report-only: no runs in {a.out}")
     problems += [f"--{k.replace('_', '-')} must be >= {m}" for k, m in (("cpus_per_run", 1), ("retries", 0),
                                                                          ("checkpoint_frequency", 1)) if getattr(a, k) < m]
     if not a.report_only:

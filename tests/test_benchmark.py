@@ -105,15 +105,17 @@ def test_runner_refuses_bad_arguments_with_one_line_each(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def write_run(out, env_id, exp, seed, final, evals=()):
+def write_run(out, env_id, exp, seed, final, evals=(), cut=()):
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(os.path.join(out, "runs", f"{env_id}__{exp}__{seed}__1")) as w:
         for i, r in enumerate([0.0] * 5 + [final] * 20):
             w.add_scalar("charts/episodic_return", r, 100 * (i + 1))
         w.add_scalar("charts/SPS", 100, 2500)
-        for r in evals:
-            w.add_scalar("eval/episodic_return", r, 2500)
+        for i, r in enumerate(cut):  # an evaluation stopped part-way, then done again by the resumed run
+            w.add_scalar("eval/episodic_return", r, i)
+        for i, r in enumerate(evals):
+            w.add_scalar("eval/episodic_return", r, i)
 
 
 def test_report_gives_iqm_with_bootstrap_ci_and_human_normalised_atari_aggregates(tmp_path):
@@ -122,7 +124,7 @@ def test_report_gives_iqm_with_bootstrap_ci_and_human_normalised_atari_aggregate
     assert [atari_game(e) for e in ("BreakoutNoFrameskip-v4", "ALE-MsPacman-v5", "UpNDownNoFrameskip-v4", "CartPole-v1")] == \
         ["breakout", "ms_pacman", "up_n_down", None]
     for seed, score in zip((1, 2, 3, 4), (10.0, 20.0, 30.0, 1000.0)):
-        write_run(tmp_path, "CartPole-v1", "dqn", seed, score, evals=[score, score + 2])
+        write_run(tmp_path, "CartPole-v1", "dqn", seed, score, evals=[score, score + 2], cut=[-500.0] * (seed == 1))
     for seed in (1, 2):  # human level on Breakout, random level on Pong: normalised 1 and 0
         write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", seed, ATARI["breakout"][1])
         write_run(tmp_path, "PongNoFrameskip-v4", "dqn_atari", seed, ATARI["pong"][0])

@@ -42,6 +42,8 @@ class Args:
     """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
     torch_threads: int = 0
     """CPU threads for torch (0 = torch's default, one per core: fastest for the CNN update)"""
+    bf16: bool = True
+    """if toggled, the convolutions and hidden layer compute in bfloat16 where the device does it natively (CPUs with AVX-512 bf16, GPUs with bf16); Q-values, TD targets, loss and weights stay float32"""
     capture_video: bool = False
     """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
     save_model: bool = False
@@ -131,8 +133,9 @@ def serve(envs, enabled):
 
 
 class QNetwork(nn.Module):
-    def __init__(self, n_actions):
+    def __init__(self, n_actions, bf16=False):
         super().__init__()
+        self.bf16 = bf16
         self.network = nn.Sequential(
             nn.Conv2d(4, 32, 8, stride=4),
             nn.ReLU(),
@@ -147,7 +150,10 @@ class QNetwork(nn.Module):
         )
 
     def forward(self, x):
-        return self.network(x / 255.0)
+        # --bf16: 1.5x faster batch-32 updates on an AVX-512 bf16 CPU; the acting batches (<= 8) lose, so they stay float32
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.bf16 and len(x) > 8):
+            hidden = self.network[:-1](x / 255.0)
+        return self.network[-1](hidden.float())  # the Q-values in float32
 
 
 class FrameReplayBuffer(ReplayBuffer):
@@ -208,14 +214,10 @@ class FrameReplayBuffer(ReplayBuffer):
         frames[:, : self.stack - 1][earlier] = 0
         for b in np.flatnonzero(starts[:, -1]):  # row n+1 is a new episode's: use the ended episode's last frame
             frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
-        frames = self.to_torch(frames)
-        return ReplayBufferSamples(
-            frames[:, :-1],
-            self.to_torch(self.actions[batch_inds, env_inds]),
-            frames[:, 1:],
-            self.to_torch(self.dones[batch_inds, env_inds].reshape(-1, 1)),
-            self.to_torch(self.rewards[batch_inds, env_inds].reshape(-1, 1)),
-        )
+        # two host-to-device copies per batch: the frames, and the actions, dones and rewards as one float32 array
+        frames, small = self.to_torch(frames), self.to_torch(np.stack(
+            [self.actions[batch_inds, env_inds, 0], self.dones[batch_inds, env_inds], self.rewards[batch_inds, env_inds]], 1, dtype=np.float32))
+        return ReplayBufferSamples(frames[:, :-1], small[:, :1].long(), frames[:, 1:], small[:, 1:2], small[:, 2:])
 
 
 def linear_schedule(start_e: float, end_e: float, duration: float, t: int):
@@ -502,7 +504,8 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     n_envs, n_actions = args.num_envs, envs.single_action_space.n
-    q_network = QNetwork(n_actions).to(device)
+    args.bf16 = args.bf16 and (torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.cpu._is_avx512_bf16_supported())
+    q_network = QNetwork(n_actions, args.bf16).to(device)
     if args.eval_checkpoint:  # evaluate a saved model, and nothing else
         envs.close()
         load_model(q_network, args.eval_checkpoint)
@@ -532,8 +535,8 @@ if __name__ == "__main__":
             "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
         )
 
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
-    target_network = QNetwork(n_actions).to(device)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel for all tensors
+    target_network = QNetwork(n_actions, args.bf16).to(device)
     target_network.load_state_dict(q_network.state_dict())
 
     rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)
@@ -636,8 +639,9 @@ if __name__ == "__main__":
                 optimizer.step()
 
             if n_updates and crossed(global_step, n_envs, 100):
-                writer.add_scalar("losses/td_loss", loss.item(), global_step)
-                writer.add_scalar("losses/q_values", old_val.mean().item(), global_step)
+                td_loss, q_mean = torch.stack([loss, old_val.mean()]).tolist()  # one device sync for both
+                writer.add_scalar("losses/td_loss", td_loss, global_step)
+                writer.add_scalar("losses/q_values", q_mean, global_step)
 
             # update target network
             if crossed(global_step, n_envs, args.target_network_frequency):

@@ -324,6 +324,28 @@ def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(w
     assert curves[0] == curves[1]
 
 
+def test_bf16_computes_the_update_batches_in_bfloat16_but_q_values_and_acting_in_float32():
+    torch.manual_seed(0)
+    exact, mixed = dqn_atari.QNetwork(4), dqn_atari.QNetwork(4, bf16=True)
+    mixed.load_state_dict(exact.state_dict())
+    frames = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8)
+    assert torch.equal(mixed(frames[:8]), exact(frames[:8])), "acting batches (<= 8) stay float32"
+    q, q_exact = mixed(frames), exact(frames)
+    assert q.dtype == torch.float32
+    assert not torch.equal(q, q_exact) and torch.allclose(q, q_exact, rtol=0.05, atol=0.01), "bfloat16 rounding, no more"
+    q.square().mean().backward()
+    assert all(p.dtype == p.grad.dtype == torch.float32 for p in mixed.parameters()), "weights and gradients stay float32"
+
+
+def test_bf16_is_off_where_the_cpu_does_not_compute_it_natively(monkeypatch, workdir):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", ["dqn_atari.py", "--total-timesteps", "40", "--learning-starts", "20",
+                                      "--batch-size", "16", "--buffer-size", "100", "--eval-episodes", "0", "--no-cuda"])
+    script = runpy.run_path(os.path.join(ROOT, "dqn_atari.py"), run_name="__main__")
+    assert script["args"].bf16 is False and script["q_network"].bf16 is False, "recorded as it ran: float32"
+
+
 def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
     from types import SimpleNamespace
 

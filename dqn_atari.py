@@ -43,7 +43,7 @@ class Args:
     torch_threads: int = 0
     """CPU threads for torch (0 = torch's default, one per core: fastest for the CNN update)"""
     bf16: bool = True
-    """if toggled, the convolutions and hidden layer compute in bfloat16 where the device does it natively (CPUs with AVX-512 bf16, GPUs with bf16); Q-values, TD targets, loss and weights stay float32"""
+    """if toggled, batches of more than 8 observations (the updates') run the convolutions and hidden layer in bfloat16 where the device does it natively (CPUs with AVX-512 bf16, GPUs from Ampere on); Q-values, TD targets, loss and weights stay float32"""
     capture_video: bool = False
     """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
     save_model: bool = False
@@ -504,8 +504,8 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     n_envs, n_actions = args.num_envs, envs.single_action_space.n
-    args.bf16 = args.bf16 and (torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.cpu._is_avx512_bf16_supported())
-    q_network = QNetwork(n_actions, args.bf16).to(device)
+    native = torch.cuda.get_device_capability(device)[0] >= 8 if device.type == "cuda" else torch.cpu._is_avx512_bf16_supported()
+    q_network = QNetwork(n_actions, args.bf16 and native).to(device)
     if args.eval_checkpoint:  # evaluate a saved model, and nothing else
         envs.close()
         load_model(q_network, args.eval_checkpoint)
@@ -530,13 +530,11 @@ if __name__ == "__main__":
                    name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
     writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)  # hides points logged after the checkpoint
     if not saved:
-        writer.add_text(
-            "hyperparameters",
-            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-        )
+        ran = {**vars(args), "bf16": q_network.bf16}  # bf16 as it ran: off where the device lacks it
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in ran.items()))
 
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel for all tensors
-    target_network = QNetwork(n_actions, args.bf16).to(device)
+    target_network = QNetwork(n_actions, q_network.bf16).to(device)
     target_network.load_state_dict(q_network.state_dict())
 
     rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)

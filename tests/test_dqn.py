@@ -37,6 +37,31 @@ def test_q_network_is_the_cleanrl_mlp():
 
 # ---- the replay memory holds the right transitions (read from the script's own buffer) -----------
 
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_replay_memory_samples_exactly_what_sb3s_replay_buffer_samples(num_envs):
+    """ReplayMemory packs a batch into one array (one copy to the device); the batch itself is SB3's, bit for bit."""
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    space, actions = dqn.gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), dqn.gym.spaces.Discrete(3)
+    plain, ours = (kind(50, space, actions, "cpu", n_envs=num_envs, handle_timeout_termination=False)
+                   for kind in (ReplayBuffer, dqn.ReplayMemory))
+    rng = np.random.default_rng(0)
+    for _ in range(70):  # more than it holds: the oldest are overwritten
+        obs, next_obs = rng.standard_normal((2, num_envs, 4)).astype(np.float32)
+        step = (obs, next_obs, rng.integers(3, size=num_envs), rng.standard_normal(num_envs), rng.random(num_envs) < 0.2)
+        plain.add(*step, [{}] * num_envs)
+        ours.add(*step, [{}] * num_envs)
+    np.random.seed(5)
+    expected = plain.sample(16)
+    np.random.seed(5)
+    got = ours.sample(16)
+    for name in ("observations", "actions", "next_observations", "dones", "rewards"):
+        a, b = getattr(expected, name), getattr(got, name)
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    one_copy = {t.untyped_storage().data_ptr() for t in (got.observations, got.next_observations, got.dones, got.rewards)}
+    assert len(one_copy) == 1, "the batch is one array: one copy to the device"
+
+
 def run_in_process(monkeypatch, workdir, *flags):
     """Runs dqn.py in this process and returns its replay buffer."""
     from stable_baselines3.common import buffers

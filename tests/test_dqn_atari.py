@@ -332,7 +332,7 @@ def test_bf16_computes_the_update_batches_in_bfloat16_but_q_values_and_acting_in
     assert torch.equal(mixed(frames[:8]), exact(frames[:8])), "acting batches (<= 8) stay float32"
     q, q_exact = mixed(frames), exact(frames)
     assert q.dtype == torch.float32
-    assert not torch.equal(q, q_exact) and torch.allclose(q, q_exact, rtol=0.05, atol=0.01), "bfloat16 rounding, no more"
+    assert not torch.equal(q, q_exact) and torch.allclose(q, q_exact, rtol=0.02, atol=1e-3), "bfloat16 rounding, no more"
     q.square().mean().backward()
     assert all(p.dtype == p.grad.dtype == torch.float32 for p in mixed.parameters()), "weights and gradients stay float32"
 
@@ -343,7 +343,13 @@ def test_bf16_is_off_where_the_cpu_does_not_compute_it_natively(monkeypatch, wor
     monkeypatch.setattr(sys, "argv", ["dqn_atari.py", "--total-timesteps", "40", "--learning-starts", "20",
                                       "--batch-size", "16", "--buffer-size", "100", "--eval-episodes", "0", "--no-cuda"])
     script = runpy.run_path(os.path.join(ROOT, "dqn_atari.py"), run_name="__main__")
-    assert script["args"].bf16 is False and script["q_network"].bf16 is False, "recorded as it ran: float32"
+    assert script["args"].bf16 is True, "the flag keeps what was asked, so a resume on another machine matches it"
+    assert script["q_network"].bf16 is False and script["target_network"].bf16 is False
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    [run] = run_dirs(workdir)
+    text = EventAccumulator(run, size_guidance={"tensors": 0}).Reload().Tensors("hyperparameters/text_summary")[0]
+    assert "|bf16|False|" in text.tensor_proto.string_val[0].decode(), "the hyperparameters say what ran: float32"
 
 
 def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):

@@ -3,14 +3,19 @@
     python benchmark/bench.py                     # us and SB3 on the same work, ratios (README's speed section)
     python benchmark/bench.py --baseline main     # ... and the scripts of a git ref (a worktree), in the same run
     python benchmark/bench.py --quick             # fewer steps, for a look
-    python benchmark/bench.py --profile      # only: where dqn.py's time goes per env step (cProfile)
-    python benchmark/bench.py --checkpoint   # only: saving a full 1M-step Atari replay memory, then 10k steps later
+    python benchmark/bench.py --repeat 3          # each program 3 times per configuration, in turn: medians
+    python benchmark/bench.py --only default      # only the default `dqn.py --env-id CartPole-v1` run (500k steps)
+    python benchmark/bench.py --cuda              # every program on the GPU (on a machine without one: says so)
+    python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs (cProfile)
+    python benchmark/bench.py --checkpoint        # only: saving a full 1M-step Atari replay memory, then 10k steps later
 
 The table's header names the CPU model, cores, torch version and date: figures hold for that machine only, so quote
 the ratios, which compare programs measured in the same run. For each configuration each program runs as a user
 would (a fresh process in a scratch folder) and the numbers come from outside it: wall time of the whole process, peak resident memory (the kernel's rusage), and steps/s before and
 after learning starts from the wall-clock stamps of its TensorBoard `charts/SPS` points. Start-up is the whole-process
-wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3.
+wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3. These
+machines are shared: the same program can take 15 % longer from one run to the next, so --repeat runs the programs
+in turn (A B C A B C) and reports medians with the wall time's range.
 SB3's DQN gets the same hyperparameters (network, batch, learning rate, buffer, train frequency with as many updates
 per env step, target period, epsilon schedule, no gradient clipping) and its steps/s come from a callback's stamps.
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
@@ -83,28 +88,37 @@ def command(program, work, total, before):
     if program[1] == "sb3":
         spec = {**work, "total": total, "before": before}
         return [sys.executable, os.path.abspath(__file__), "--sb3", json.dumps(spec)]
-    atari = work["env_id"].startswith("Breakout")
-    flags = ["--env-id", work["env_id"], "--num-envs", work["n_envs"], "--no-cuda", "--total-timesteps", total,
+    atari, cuda = work["env_id"].startswith("Breakout"), "--cuda" if work["cuda"] else "--no-cuda"
+    script = os.path.join(program[2], "dqn_atari.py" if atari else "dqn.py")
+    if work.get("default"):  # the run as a user starts it: every default, the evaluation included
+        return [sys.executable, script, "--env-id", work["env_id"], cuda]
+    flags = ["--env-id", work["env_id"], "--num-envs", work["n_envs"], cuda, "--total-timesteps", total,
              "--learning-starts", before, "--eval-episodes", 0]
     if atari:
         flags += ["--buffer-size", work["buffer"], "--end-e", work["end_e"]]
-    return [sys.executable, os.path.join(program[2], "dqn_atari.py" if atari else "dqn.py"), *map(str, flags)]
+    return [sys.executable, script, *map(str, flags)]
 
 
-def measure(name, work, before, after, programs):
-    """Every program on the same work; one table row each, with its wall time against ours."""
-    results = []
-    for program in programs:
-        startup = min(run(command(program, work, 2, 1))[0] for _ in range(3))  # best of 3: cold files
-        wall, rss, _, sps = run(command(program, work, before + after, before))
-        pre = steps_per_second(sps, min(1000, before // 10), before)
-        post = steps_per_second(sps, before + min(1000, after // 10), before + after)
-        results.append((program[0], startup, pre, post, wall, rss))
-    ours = results[0][4]
-    for label, startup, pre, post, wall, rss in results:
-        print(f"| {name} | {label} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f} | {rss:,.0f} | "
-              f"{'1' if label == results[0][0] else f'{wall / ours:.2f}'} |", flush=True)
-    return results
+def measure(name, work, before, after, programs, repeat):
+    """Every program on the same work, `repeat` times in turn (A B C A B C ...: a slow spell of the machine hits all
+    of them); one table row each with the medians, and the wall time's range and ratio to ours."""
+    programs = [p for p in programs if p[1] != "sb3" or not work.get("default")]
+    short = {**work, "default": False}  # start-up: a 2-step run, whatever the configuration
+    startups = [min(run(command(p, short, 2, 1))[0] for _ in range(3)) for p in programs]  # best of 3: cold files
+    runs = [[] for _ in programs]
+    for _ in range(repeat):
+        for program, results in zip(programs, runs):
+            wall, rss, _, sps = run(command(program, work, before + after, before))
+            pre = steps_per_second(sps, min(1000, before // 10), before)
+            post = steps_per_second(sps, before + min(1000, after // 10), before + after)
+            results.append((pre, post, wall, rss))
+    medians = [np.median(np.array(results), axis=0) for results in runs]
+    for program, startup, results, (pre, post, wall, rss) in zip(programs, startups, runs, medians):
+        spread = f" ({min(r[2] for r in results):.1f}-{max(r[2] for r in results):.1f})" if repeat > 1 else ""
+        ratio = "1" if program is programs[0] else f"{wall / medians[0][2]:.2f}"
+        print(f"| {name} | {program[0]} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f}{spread} | {rss:,.0f} | "
+              f"{ratio} |", flush=True)
+    return medians
 
 
 def sb3_child(spec):
@@ -130,7 +144,7 @@ def sb3_child(spec):
                 exploration_fraction=spec["fraction"], exploration_initial_eps=1.0, exploration_final_eps=spec["end_e"],
                 max_grad_norm=math.inf, optimize_memory_usage=atari,
                 replay_buffer_kwargs={"handle_timeout_termination": False} if atari else None,
-                policy_kwargs=None if atari else {"net_arch": [120, 84]}, device="cpu", seed=1)
+                policy_kwargs=None if atari else {"net_arch": [120, 84]}, device="cuda" if spec["cuda"] else "cpu", seed=1)
     stamps = []
 
     class Stamps(BaseCallback):
@@ -222,16 +236,16 @@ def checkpoint_numbers(capacity, more):
                   f"to write {written / 2**20:,.0f} MiB in {len(new)} files", flush=True)
 
 
-def profile(steps, before):
-    """Where dqn.py's time goes per env step (default CartPole, 1 env), from cProfile's cumulative times (which add
-    their own overhead to every Python call, so read the shares, not the absolute microseconds)."""
+def profile(steps, before, n_envs):
+    """Where dqn.py's time goes per env step (default CartPole, `n_envs` envs), from cProfile's cumulative times (which
+    add their own overhead to every Python call, so read the shares, not the absolute microseconds)."""
     import pstats
 
     def profiled(total, learning_starts):
         with tempfile.TemporaryDirectory() as cwd:
             out = os.path.join(cwd, "profile.out")
             subprocess.run([sys.executable, "-m", "cProfile", "-o", out, os.path.join(ROOT, "dqn.py"), "--no-cuda",
-                            "--total-timesteps", str(total), "--learning-starts", str(learning_starts), "--eval-episodes",
+                            "--num-envs", str(n_envs), "--total-timesteps", str(total), "--learning-starts", str(learning_starts), "--eval-episodes",
                             "0"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
             stats = pstats.Stats(out).stats
         return stats, max(v[3] for k, v in stats.items() if k[0].endswith("dqn.py") and k[2] == "<module>")
@@ -249,7 +263,7 @@ def profile(steps, before):
         "TensorBoard (add_scalar)": ("writer.py", "add_scalar"),
     }
     total -= startup
-    print(f"dqn.py CartPole-v1, 1 env, {before:,} + {steps - before:,} steps, under cProfile: {total / steps * 1e6:,.1f} us "
+    print(f"dqn.py CartPole-v1, {n_envs} env{'s' * (n_envs > 1)}, {before:,} + {steps - before:,} steps, under cProfile: {total / steps * 1e6:,.1f} us "
           f"per env step in all, start-up ({startup:.1f} s) left out\n\n| part | calls | us per env step | share |\n|---|---|---|---|")
     accounted = 0.0
     for label, (file, name) in parts.items():
@@ -277,17 +291,31 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="fewer steps")
     parser.add_argument("--baseline", nargs="*", default=[], metavar="REF", help="git refs to measure beside us")
     parser.add_argument("--no-peer", action="store_true", help="leave out Stable-Baselines3's DQN")
-    parser.add_argument("--only", choices=["cartpole", "breakout"], help="one family of configurations")
+    parser.add_argument("--only", choices=["cartpole", "default", "breakout"], help="one family of configurations")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each program per configuration, in turn (medians)")
+    parser.add_argument("--cuda", action="store_true", help="run every program on the GPU (needs one)")
     parser.add_argument("--checkpoint", action="store_true", help="only the checkpoint of a full 1M-step Atari replay memory")
     parser.add_argument("--profile", action="store_true", help="only: where dqn.py's time goes per env step")
     parser.add_argument("--sb3", help=argparse.SUPPRESS)  # internal: one SB3 run, in its own process
     options = parser.parse_args()
     if options.sb3:
         sys.exit(sb3_child(json.loads(options.sb3)))
+    if options.repeat < 1:
+        sys.exit(f"bench.py: error: --repeat must be >= 1, got {options.repeat}")
+    if options.cuda and (options.checkpoint or options.profile):
+        sys.exit("bench.py: error: --checkpoint and --profile measure the CPU; --cuda goes with the table only")
+    if options.cuda:
+        import torch
+
+        if not torch.cuda.is_available():  # nothing to measure: say so, and leave
+            sys.exit(print("bench.py: --cuda: this machine has no CUDA device; nothing was measured", file=sys.stderr))
     if options.checkpoint:
         sys.exit(checkpoint_numbers(1_000_000, 10_000))
     if options.profile:
-        sys.exit(profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000))
+        for n_envs in (1, 8):
+            profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000, n_envs)
+            print()
+        sys.exit()
     with contextlib.ExitStack() as stack:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "dqn.py", "dqn_atari.py"], capture_output=True,
@@ -295,25 +323,29 @@ if __name__ == "__main__":
         programs = [(f"ours ({head.stdout.strip() or 'this folder'}{', modified' if dirty else ''})", "script", ROOT)]
         programs += [baseline_worktree(ref, stack) for ref in options.baseline]
         programs += [] if options.no_peer else [("SB3 DQN", "sb3", None)]
-        q = options.quick
-        print(f"{machine()}\n")
+        q, r = options.quick, options.repeat
+        gpu = f"; GPU: {__import__('torch').cuda.get_device_name()}" if options.cuda else ""
+        print(f"{machine()}{gpu}{f'; medians of {r} runs each, in turn (wall range in brackets)' if r > 1 else ''}\n")
         print("| configuration | program | start-up (s) | steps/s before learning | steps/s after learning | wall (s) | "
               "peak RSS (MiB) | wall / ours |")
         print("|---|---|---|---|---|---|---|---|")
         cartpole = {"env_id": "CartPole-v1", "lr": 2.5e-4, "buffer": 10000, "batch": 128, "train_freq": 10, "target": 500,
-                    "fraction": 0.5, "end_e": 0.05, "threads": 1}
+                    "fraction": 0.5, "end_e": 0.05, "threads": 1, "cuda": options.cuda}
         breakout = {"env_id": "BreakoutNoFrameskip-v4", "lr": 1e-4, "buffer": 100000, "batch": 32, "train_freq": 4,
-                    "target": 1000, "fraction": 0.1, "end_e": 0.9, "threads": 0}  # epsilon 1 -> 0.9: the default run's first 8%
-        if options.only != "breakout":
+                    "target": 1000, "fraction": 0.1, "end_e": 0.9, "threads": 0, "cuda": options.cuda}  # epsilon 1 -> 0.9: the default run's first 8%
+        if options.only in (None, "cartpole"):
             before, after = (10000, 50000) if not q else (5000, 10000)
             for n in (1, 8):
                 measure(f"CartPole-v1, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}",
-                        {**cartpole, "n_envs": n}, before, after, programs)
-        if options.only != "cartpole":
+                        {**cartpole, "n_envs": n}, before, after, programs, r)
+        if options.only == "default" or options.only is None and not q:  # 500k steps and the evaluation; no SB3 (minutes more)
+            measure("`dqn.py --env-id CartPole-v1` (the default run)", {**cartpole, "n_envs": 1, "default": True}, 10000, 490000,
+                    programs, r)
+        if options.only in (None, "breakout"):
             before, after = (10000, 4000) if not q else (3000, 1000)
             for n in (1, 8):
                 measure(f"Breakout, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}, buffer 100k",
-                        {**breakout, "n_envs": n}, before, after, programs)
-        if not options.only:
+                        {**breakout, "n_envs": n}, before, after, programs, r)
+        if not options.only and not options.cuda:
             print()
             buffer_numbers(1_000_000, 50_000 if q else 200_000)

@@ -178,3 +178,11 @@ def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
     assert text.count("== runner: attempt") == 2 and "resuming runs/CartPole-v1__dqn__1__" in text, text
     [run] = glob.glob(str(out / "runs" / "*"))
     assert scalars(run)["charts/SPS"][-1][0] == 40000
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here: bench.py --cuda would measure it")
+def test_bench_cuda_without_a_gpu_says_so_in_one_line_and_measures_nothing():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "bench.py"), "--cuda"], capture_output=True,
+                          text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == "bench.py: --cuda: this machine has no CUDA device; nothing was measured\n"

@@ -6,7 +6,8 @@
     python benchmark/bench.py --repeat 3          # each program 3 times per configuration, in turn: medians
     python benchmark/bench.py --only default      # only the default `dqn.py --env-id CartPole-v1` run (500k steps)
     python benchmark/bench.py --cuda              # every program on the GPU (on a machine without one: says so)
-    python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs (cProfile)
+    python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs (cProfile),
+                                                  # and what a step of each vector env of CartPole costs
     python benchmark/bench.py --checkpoint        # only: saving a full 1M-step Atari replay memory, then 10k steps later
 
 The table's header names the CPU model, cores, torch version and date: figures hold for that machine only, so quote
@@ -18,6 +19,8 @@ machines are shared: the same program can take 15 % longer from one run to the n
 in turn (A B C A B C) and reports medians with the wall time's range.
 SB3's DQN gets the same hyperparameters (network, batch, learning rate, buffer, train frequency with as many updates
 per env step, target period, epsilon schedule, no gradient clipping) and its steps/s come from a callback's stamps.
+Each program keeps its own numerics: SB3 and earlier refs compute in float32, dqn_atari.py's --bf16 (its default)
+runs the update batches in bfloat16 on CPUs with AVX-512 bf16.
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
 `sample(32)` costs against SB3's plain ReplayBuffer. With --checkpoint, only the seconds and bytes of dqn_atari.py's
 checkpoint of a full 1M-step replay memory (SIGTERM with no earlier checkpoint), then of the next one 10k steps later
@@ -275,6 +278,24 @@ def profile(steps, before, n_envs):
           f"{(total - accounted) / total:.0%} |")
 
 
+def vector_env_numbers(steps=5000):
+    """gymnasium's SyncVectorEnv of CartPole (dqn.py's, SAME_STEP) against its NumPy CartPoleVectorEnv (NEXT_STEP only)."""
+    import gymnasium as gym
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    for n in (1, 8):
+        sync = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        for label, envs in (("SyncVectorEnv", sync), ("CartPoleVectorEnv", CartPoleVectorEnv(num_envs=n))):
+            envs.reset(seed=0)
+            actions, times = np.random.default_rng(0).integers(2, size=(steps, n)), []
+            for _ in range(5):
+                start = time.perf_counter()
+                for a in actions:
+                    envs.step(a)
+                times.append((time.perf_counter() - start) / steps)
+            print(f"- CartPole-v1, {n} env{'s' * (n > 1)}, {label}.step: {min(times) * 1e6:,.1f} us (best of 5 x {steps:,})")
+
+
 def baseline_worktree(ref, stack):
     """The scripts of a git ref, checked out in a temporary worktree that is removed at exit."""
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-baseline-"))
@@ -315,7 +336,7 @@ if __name__ == "__main__":
         for n_envs in (1, 8):
             profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000, n_envs)
             print()
-        sys.exit()
+        sys.exit(vector_env_numbers())
     with contextlib.ExitStack() as stack:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "dqn.py", "dqn_atari.py"], capture_output=True,

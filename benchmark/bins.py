@@ -3,7 +3,7 @@
     python benchmark/bins.py RUN_DIR_OR_SWEEP ... [--bin 50000] [--upto 100000]
 
 Each argument is a run folder or a folder whose `runs/` (or itself) holds run folders. Games count in the bin where
-they end. One Markdown row per run, the last row of each argument its runs' mean.
+they end. One Markdown row per run, then per env id of each argument its runs' mean.
 """
 import argparse
 import glob
@@ -28,11 +28,14 @@ if __name__ == "__main__":
         else:
             parent = os.path.join(folder, "runs") if os.path.isdir(os.path.join(folder, "runs")) else folder
             runs = sorted(glob.glob(os.path.join(glob.escape(parent), "*", "")))
-        table = []
+        tables = {}  # env id -> its runs' rows
         for run_dir in runs:
             steps, scores = read_run(run_dir)["returns"][:, 1:].T
-            table.append([scores[(steps > lo) & (steps <= lo + a.bin)].mean() for lo in edges] + [(steps <= a.upto).sum()])
+            row = [scores[(steps > lo) & (steps <= lo + a.bin)].mean() for lo in edges] + [(steps <= a.upto).sum()]
+            tables.setdefault(os.path.basename(os.path.normpath(run_dir)).split("__")[0], []).append(row)
             print(f"| {folder} | {os.path.basename(os.path.normpath(run_dir))} | "
-                  + " | ".join(f"{v:.2f}" for v in table[-1][:-1]) + f" | {table[-1][-1]:.0f} |")
-        mean = np.mean(table, axis=0)
-        print(f"| {folder} | mean of {len(table)} | " + " | ".join(f"{v:.2f}" for v in mean[:-1]) + f" | {mean[-1]:.0f} |")
+                  + " | ".join(f"{v:.2f}" for v in row[:-1]) + f" | {row[-1]:.0f} |")
+        for env_id, table in tables.items():
+            mean = np.mean(table, axis=0)
+            print(f"| {folder} | {env_id}, mean of {len(table)} | " + " | ".join(f"{v:.2f}" for v in mean[:-1])
+                  + f" | {mean[-1]:.0f} |")

@@ -120,6 +120,18 @@ class QNetwork(nn.Module):
         return self.network(x)
 
 
+def act_forward(w, x):
+    """QNetwork's forward pass in NumPy on host copies of its parameters (`w`), for acting: several times faster than
+    torch's for a few observations, where dispatch is torch's cost. Change it with QNetwork (checked at start-up)."""
+    x = np.maximum(np.asarray(x, np.float32) @ w[0].T + w[1], 0)
+    x = np.maximum(x @ w[2].T + w[3], 0)
+    return x @ w[4].T + w[5]
+
+
+def host_weights(q_network):
+    return [p.detach().cpu().numpy() for p in q_network.parameters()]  # on the CPU, views: nothing is copied
+
+
 class ReplayMemory(ReplayBuffer):
     """SB3's ReplayBuffer, whose sampled batch reaches the device in one copy (one float32 array) instead of five."""
 
@@ -328,17 +340,16 @@ def load_model(q_network, path):
         fail(f"cannot load a model for this env from '{path}': {' '.join(str(e).split())[:300]}")
 
 
-def evaluate(q_network, args, video_name, device, rng):
+def evaluate(q_network, args, video_name, rng):
     """Plays `eval_episodes` episodes with epsilon = end-e; returns their returns."""
     env = gym.wrappers.RecordEpisodeStatistics(make_env(args.env_id, args.seed + 10_000, 0, args.capture_video, video_name)())
-    returns = []
+    returns, weights = [], host_weights(q_network)
     obs, _ = env.reset(seed=args.seed + 10_000)
     while len(returns) < args.eval_episodes and not stop_signal:
         if rng.random() < args.end_e:
             action = rng.integers(env.action_space.n)
         else:
-            with torch.no_grad():
-                action = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]).argmax().item()
+            action = act_forward(weights, obs[None]).argmax()
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             returns.append(float(info["episode"]["r"]))
@@ -383,10 +394,13 @@ if __name__ == "__main__":
     obs_dim, n_actions = int(np.prod(probe.observation_space.shape)), probe.action_space.n
     probe.close()
     q_network = QNetwork(obs_dim, n_actions).to(device)
+    x = np.random.default_rng(0).normal(size=(3, obs_dim)).astype(np.float32)  # acting's NumPy pass must be forward()
+    if not np.allclose(act_forward(host_weights(q_network), x), q_network(torch.as_tensor(x, device=device)).tolist(), atol=1e-5):
+        fail("QNetwork.forward and act_forward compute different Q-values: a change to one needs the same change to the other")
     if args.eval_checkpoint:  # evaluate a saved model, and nothing else
         load_model(q_network, args.eval_checkpoint)
         name = os.path.basename(os.path.normpath(args.eval_checkpoint))
-        returns = evaluate(q_network, args, f"{name}-eval", device, rng)
+        returns = evaluate(q_network, args, f"{name}-eval", rng)
         print(f"eval: {np.mean(returns):.2f} +- {np.std(returns):.2f} over {len(returns)} episodes (epsilon {args.end_e})")
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
 
@@ -455,6 +469,7 @@ if __name__ == "__main__":
     start_time = last_print = time.time()
     episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
 
+    weights = host_weights(q_network)  # what acting reads: refreshed after each update (on the CPU, views of the weights)
     # TRY NOT TO MODIFY: start the game
     obs, _ = envs.reset(seed=args.seed + start_step)
     # All step counts below are environment steps summed over the environments: one loop iteration is
@@ -468,9 +483,7 @@ if __name__ == "__main__":
         explore = rng.random(n_envs) < epsilon
         actions = rng.integers(n_actions, size=n_envs)
         if not explore.all():
-            with torch.no_grad():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device))
-            actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
+            actions = np.where(explore, actions, act_forward(weights, obs).argmax(axis=1))
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -509,6 +522,7 @@ if __name__ == "__main__":
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                weights = host_weights(q_network)
 
             if n_updates and crossed(global_step, n_envs, 100):
                 td_loss, q_mean = torch.stack([loss, old_val.mean()]).tolist()  # one device sync for both
@@ -536,7 +550,7 @@ if __name__ == "__main__":
 
     envs.close()
     if args.eval_episodes > 0 and not stop_signal:
-        eval_returns = evaluate(q_network, args, f"{run_name}-eval", device, rng)
+        eval_returns = evaluate(q_network, args, f"{run_name}-eval", rng)
         for i, episodic_return in enumerate(eval_returns):
             writer.add_scalar("eval/episodic_return", episodic_return, i)
         if eval_returns:

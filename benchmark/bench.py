@@ -257,7 +257,8 @@ def profile(steps, before, n_envs):
     startup = profiled(2, 1)[1]  # imports, env and network creation: not per step
     parts = {  # label: (file name ends with, function name)
         "env step (SyncVectorEnv.step)": ("sync_vector_env.py", "step"),
-        "forward passes (greedy action and updates)": ("dqn.py", "forward"),
+        "greedy action (act_forward, NumPy)": ("dqn.py", "act_forward"),
+        "forward passes of the updates (QNetwork.forward)": ("dqn.py", "forward"),
         "buffer add (ReplayBuffer.add)": ("buffers.py", "add"),
         "buffer sample (ReplayBuffer.sample)": ("buffers.py", "sample"),
         "backward": ("__init__.py", "backward"),

@@ -35,6 +35,34 @@ def test_q_network_is_the_cleanrl_mlp():
     assert net(torch.zeros(5, 4)).shape == (5, 2)
 
 
+def test_acting_in_numpy_gives_the_q_networks_values_and_greedy_actions():
+    """The loop acts through act_forward on host copies of the weights: QNetwork's Q-values, in float32."""
+    torch.manual_seed(0)
+    net = dqn.QNetwork(6, 3)
+    x = np.random.default_rng(0).standard_normal((8, 6))  # float64, as a user's env may give
+    expected = net(torch.as_tensor(x, dtype=torch.float32)).detach().numpy()
+    got = dqn.act_forward(dqn.host_weights(net), x)
+    assert got.dtype == np.float32 and np.allclose(got, expected, atol=1e-6)
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert dqn.act_forward(dqn.host_weights(net), x[:1]).shape == (1, 3)
+
+
+def test_a_q_network_changed_without_its_numpy_pass_is_refused_at_start_up(workdir):
+    """A researcher who edits QNetwork but not act_forward gets one line, not a run acting with another network."""
+    with open(os.path.join(ROOT, "dqn.py")) as f:
+        source = f.read()
+    changed = source.replace("nn.ReLU(),\n            nn.Linear(120, 84)", "nn.Tanh(),\n            nn.Linear(120, 84)")
+    assert changed != source
+    with open(os.path.join(workdir, "dqn_changed.py"), "w") as f:
+        f.write(changed)
+    result = run_script(os.path.join(workdir, "dqn_changed.py"), *FAST, cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "dqn_changed.py: error: QNetwork.forward and act_forward compute different Q-values: "
+        "a change to one needs the same change to the other"]
+    assert not run_dirs(workdir)
+
+
 # ---- the replay memory holds the right transitions (read from the script's own buffer) -----------
 
 @pytest.mark.parametrize("num_envs", [1, 3])

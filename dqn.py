@@ -129,7 +129,10 @@ def act_forward(w, x):
 
 
 def host_weights(q_network):
-    return [p.detach().cpu().numpy() for p in q_network.parameters()]  # on the CPU, views: nothing is copied
+    """The Q-network's parameters on the host, for act_forward, in one copy (one sync on a GPU)."""
+    params = list(q_network.parameters())
+    flat = torch.cat([p.detach().flatten() for p in params]).cpu()
+    return [a.view(p.shape).numpy() for a, p in zip(flat.split([p.numel() for p in params]), params)]
 
 
 class ReplayMemory(ReplayBuffer):
@@ -469,7 +472,7 @@ if __name__ == "__main__":
     start_time = last_print = time.time()
     episode_return, episode_length = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
 
-    weights = host_weights(q_network)  # what acting reads: refreshed after each update (on the CPU, views of the weights)
+    weights = host_weights(q_network)  # what acting reads: a copy, refreshed after each update
     # TRY NOT TO MODIFY: start the game
     obs, _ = envs.reset(seed=args.seed + start_step)
     # All step counts below are environment steps summed over the environments: one loop iteration is

@@ -47,11 +47,24 @@ def test_acting_in_numpy_gives_the_q_networks_values_and_greedy_actions():
     assert dqn.act_forward(dqn.host_weights(net), x[:1]).shape == (1, 3)
 
 
-def test_a_q_network_changed_without_its_numpy_pass_is_refused_at_start_up(workdir):
+def test_acting_reads_the_weights_of_the_last_update(monkeypatch, workdir):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", ["dqn.py", *map(str, FAST)])
+    run = runpy.run_path(os.path.join(ROOT, "dqn.py"), run_name="__main__")
+    trained = [p.detach().numpy() for p in run["q_network"].parameters()]
+    assert len(run["weights"]) == len(trained) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(run["weights"], trained))
+    assert not np.array_equal(trained[0], dqn.QNetwork(4, 2).network[0].weight.detach().numpy())
+
+
+@pytest.mark.parametrize("edit", [("nn.ReLU(),\n            nn.Linear(120, 84)", "nn.Tanh(),\n            nn.Linear(120, 84)"),
+                                  ("nn.Linear(84, n_actions)", "nn.Linear(84, 84),\n            nn.ReLU(),\n            nn.Linear(84, n_actions)")],
+                         ids=["activation", "one-more-layer"])
+def test_a_q_network_changed_without_its_numpy_pass_is_refused_at_start_up(workdir, edit):
     """A researcher who edits QNetwork but not act_forward gets one line, not a run acting with another network."""
     with open(os.path.join(ROOT, "dqn.py")) as f:
         source = f.read()
-    changed = source.replace("nn.ReLU(),\n            nn.Linear(120, 84)", "nn.Tanh(),\n            nn.Linear(120, 84)")
+    changed = source.replace(*edit)
     assert changed != source
     with open(os.path.join(workdir, "dqn_changed.py"), "w") as f:
         f.write(changed)

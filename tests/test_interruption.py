@@ -93,6 +93,8 @@ def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script,
     for net in ("q_network", "target_network"):
         for a, b in zip(resumed[net].state_dict().values(), first[net].state_dict().values()):
             assert torch.equal(a, b)
+    for a, p in zip(resumed.get("weights", []), resumed["q_network"].parameters()):  # dqn.py acts on these
+        assert np.array_equal(a, p.detach().numpy())
     for a, b in zip(resumed["optimizer"].state_dict()["state"].values(), first["optimizer"].state_dict()["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert random.getstate() == rngs[0]

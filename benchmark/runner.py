@@ -24,6 +24,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 
@@ -223,6 +224,7 @@ def sweep(a, extra):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops the sweep, even one started with `&`, which ignores it
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv

@@ -158,7 +158,7 @@ def test_runner_stops_with_one_line_when_no_node_can_take_a_run_or_no_cluster_an
 def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
     out = tmp_path / "sweep"
     command = [*RUNNER, "--env-ids", "CartPole-v1", "--seeds", "1", "--out", str(out), "--checkpoint-frequency", "1000",
-               "--", "--total-timesteps", "20000", "--learning-starts", "1000", "--train-frequency", "1", "--eval-episodes", "2"]  # ~20 s: time for Ctrl-C to land
+               "--", "--total-timesteps", "40000", "--learning-starts", "1000", "--eval-episodes", "2"]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 300
@@ -177,7 +177,7 @@ def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
     text = log.read_text()
     assert text.count("== runner: attempt") == 2 and "resuming runs/CartPole-v1__dqn__1__" in text, text
     [run] = glob.glob(str(out / "runs" / "*"))
-    assert scalars(run)["charts/SPS"][-1][0] == 20000
+    assert scalars(run)["charts/SPS"][-1][0] == 40000
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here: bench.py --cuda would measure it")

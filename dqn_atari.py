@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv, FireResetEnv, MaxAndSkipEnv, NoopResetEnv
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.utils.tensorboard import SummaryWriter
@@ -42,8 +43,6 @@ class Args:
     """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
     torch_threads: int = 0
     """CPU threads for torch (0 = torch's default, one per core: fastest for the CNN update)"""
-    bf16: bool = True
-    """if toggled, batches of more than 8 observations (the updates') run the convolutions and hidden layer in bfloat16 where the device does it natively (CPUs with AVX-512 bf16, GPUs from Ampere on); Q-values, TD targets, loss and weights stay float32"""
     capture_video: bool = False
     """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
     save_model: bool = False
@@ -57,7 +56,7 @@ class Args:
 
     # Algorithm specific arguments
     env_id: str = "BreakoutNoFrameskip-v4"
-    """the id of the Atari environment: `BreakoutNoFrameskip-v4`, `ALE/Pong-v5`, ... (4 emulator frames per step)"""
+    """the id of the Atari environment: `BreakoutNoFrameskip-v4`, `ALE/Pong-v5`, ... (4 emulator frames per step whatever the id's frame skip)"""
     total_timesteps: int = 10000000
     """total environment (agent) steps, summed over all parallel environments (raised with --resume: the run goes on; epsilon's decay keeps its length in steps, so it stays at end-e)"""
     learning_rate: float = 1e-4
@@ -86,8 +85,6 @@ class Args:
     """one gradient update every this many environment steps (summed over all environments), whatever num-envs is"""
     eval_episodes: int = 10
     """the number of evaluation games (epsilon = end-e) after training; 0 skips evaluation"""
-    fire_after_life_loss: bool = True
-    """in games with FIRE, every life's first 2 steps press it (the serve; CleanRL and SB3 press it too), in training and evaluation"""
 
     # Checkpoints (Ctrl-C or SIGTERM always saves the model and a checkpoint, then exits 130 or 143)
     checkpoint_frequency: int = 0
@@ -100,42 +97,32 @@ class Args:
     """only evaluate this saved model (a model file, a checkpoint or a run folder) on --env-id for --eval-episodes"""
 
 
-def make_env(env_id, num_envs, **screen):
-    """DeepMind's preprocessing, done by ale-py's C++ vector env: up to 30 no-op starts, FIRE at reset, 4 frames
-    per step with a max over the last two, 84x84 grayscale, a stack of 4 (zeros before a game's first frame).
-    A lost life is reported as `terminated` but the game goes on; rewards come unclipped (clipped in the loop).
-    The game, sticky actions (v4: none, v5: 0.25), action set, frame limit and frame skip come from the id."""
-    game = gym.spec(env_id).kwargs
-    return ale_py.AtariVectorEnv(
-        game["game"],
-        num_envs,
-        repeat_action_probability=game.get("repeat_action_probability", 0.25),
-        full_action_space=game.get("full_action_space", False),
-        max_num_frames_per_episode=game.get("max_num_frames_per_episode", 108000),
-        frameskip=4 if game.get("frameskip", 1) == 1 else game["frameskip"],  # NoFrameskip ids leave it to us: 4
-        noop_max=30,
-        use_fire_reset=True,
-        episodic_life=False,
-        life_loss_info=True,
-        reward_clipping=False,
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-        **screen,
-    )
+def make_env(env_id, seed, capture_video=False, run_name=""):
+    """CleanRL's and SB3's Atari protocol (DeepMind's), as a wrapper list: edit it to change what the agent sees."""
 
+    def thunk():
+        env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if capture_video else None)
+        if capture_video:  # every game, in full colour
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}", episode_trigger=lambda game: True)
+        env = gym.wrappers.RecordEpisodeStatistics(env)  # the whole game: its unclipped score, its emulator frames
+        env = NoopResetEnv(env, noop_max=30)
+        env = MaxAndSkipEnv(env, skip=4)  # 4 frames per step, the max over the last two
+        env = EpisodicLifeEnv(env)  # a lost life ends the training episode; the game goes on
+        if "FIRE" in env.unwrapped.get_action_meanings():
+            env = FireResetEnv(env)  # FIRE (and action 2) after each reset and each lost life, unstored
+        env = ClipRewardEnv(env)  # training rewards: their sign
+        env = gym.wrappers.ResizeObservation(env, (84, 84))
+        env = gym.wrappers.GrayscaleObservation(env)
+        env = gym.wrappers.FrameStackObservation(env, 4, padding_type="reset")  # a new life starts with 4 copies
+        env.action_space.seed(seed)
+        return env
 
-def serve(envs, enabled):
-    """(FIRE's action, how many steps each life starts with it; 0 = none). Breakout and other games wait for FIRE
-    at a new life and an untrained agent rarely presses it; CleanRL's and SB3's wrappers press it after each lost
-    life. Twice, because under sticky actions (v5) a single press is lost once in about 256 lives (all 4 of its
-    frames repeat the previous action). The presses are real agent steps, stored with the action FIRE."""
-    actions = list(envs.ale.get_action_set())
-    return (actions.index(ale_py.Action.FIRE), 2) if enabled and ale_py.Action.FIRE in actions else (0, 0)
+    return thunk
 
 
 class QNetwork(nn.Module):
-    def __init__(self, n_actions, bf16=False):
+    def __init__(self, n_actions):
         super().__init__()
-        self.bf16 = bf16
         self.network = nn.Sequential(
             nn.Conv2d(4, 32, 8, stride=4),
             nn.ReLU(),
@@ -150,19 +137,16 @@ class QNetwork(nn.Module):
         )
 
     def forward(self, x):
-        # --bf16: 1.5x faster batch-32 updates on an AVX-512 bf16 CPU; the acting batches (<= 8) lose, so they stay float32
-        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.bf16 and len(x) > 8):
-            hidden = self.network[:-1](x / 255.0)
-        return self.network[-1](hidden.float())  # the Q-values in float32
+        return self.network(x / 255.0)
 
 
 class FrameReplayBuffer(ReplayBuffer):
     """SB3's ReplayBuffer that stores each 84x84 frame once instead of two 4-frame stacks per transition.
 
     Frame row m holds the newest frame of the m-th observation added. Observation n is rebuilt from rows n-3..n
-    and its next observation from rows n-2..n+1, with frames from before the episode's first frame zeroed, as the
-    env's own stack has them. Where an episode ends, row n+1 (its last frame) is reused by the next episode's
-    first frame, so the last frame is kept aside first: no transition ever bootstraps from another episode.
+    and its next observation from rows n-2..n+1, where frames from before the episode's first frame are copies of
+    it, as the env's own stack has them. Where an episode ends, row n+1 (its last frame) is reused by the next
+    episode's first frame, so the last frame is kept aside first: no transition ever bootstraps from another episode.
     """
 
     def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
@@ -188,8 +172,8 @@ class FrameReplayBuffer(ReplayBuffer):
         n, rows = self.added, len(self.frames)
         starts = np.ones(self.n_envs, bool) if n == 0 else (obs != self.last_next_obs).reshape(self.n_envs, -1).any(1)
         for env in np.flatnonzero(starts):  # a new episode: its first frame takes row n, the last one moves aside
-            if obs[env, :-1].any():
-                raise ValueError("FrameReplayBuffer: a new episode's frame stack must be zeros and its first frame")
+            if (obs[env] != obs[env, -1]).any():
+                raise ValueError("FrameReplayBuffer: a new episode's frame stack must be copies of its first frame")
             if n > 0:
                 self.last_frames[(n - 1, env)] = self.frames[n % rows, env].copy()
         for env in range(self.n_envs):  # transition n - buffer_size leaves the buffer now
@@ -207,12 +191,10 @@ class FrameReplayBuffer(ReplayBuffer):
         env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         n = self.added - 1 - (self.pos - 1 - batch_inds) % self.buffer_size  # the transitions' numbers
         rows = (n[:, None] + np.arange(1 - self.stack, 2)) % len(self.frames)  # n-3 .. n+1
-        frames = self.frames[rows, env_inds[:, None]]
-        starts = self.starts[rows, env_inds[:, None]]
-        # zero each frame that comes before an episode start within rows n-2..n (the env's stack had zeros there)
-        earlier = np.flip(np.cumsum(np.flip(starts[:, 1 : self.stack], 1), 1), 1) > 0
-        frames[:, : self.stack - 1][earlier] = 0
-        for b in np.flatnonzero(starts[:, -1]):  # row n+1 is a new episode's: use the ended episode's last frame
+        # a frame before the latest episode start within rows n-2..n is that start's frame (the env's stack repeats it)
+        latest = (self.starts[rows[:, 1 : self.stack], env_inds[:, None]] * np.arange(1, self.stack)).max(1)
+        frames = self.frames[np.take_along_axis(rows, np.maximum(np.arange(self.stack + 1), latest[:, None]), 1), env_inds[:, None]]
+        for b in np.flatnonzero(self.starts[rows[:, -1], env_inds]):  # row n+1 is a new episode's: use the ended episode's last frame
             frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
         # two host-to-device copies per batch: the frames, and the actions, dones and rewards as one float32 array
         frames, small = self.to_torch(frames), self.to_torch(np.stack(
@@ -262,16 +244,7 @@ def check_env(env_id):
         close = difflib.get_close_matches(env_id, atari_ids, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "for other envs use dqn.py"
         return [f"'{env_id}' is not an Atari env id ({hint})"]
-    spec, honoured = gym.spec(env_id), {"game", "repeat_action_probability", "full_action_space", "frameskip",
-                                         "max_num_frames_per_episode"}
-    skip, works = spec.kwargs.get("frameskip", 1), "use " + " or ".join(
-        k for k in atari_ids if k.endswith(("NoFrameskip-v4", "-v5")) and k != env_id
-        and gym.spec(k).kwargs["game"] == spec.kwargs["game"] and set(gym.spec(k).kwargs) <= honoured)
-    unknown = sorted(set(spec.kwargs) - honoured) + ["max_episode_steps"] * bool(spec.max_episode_steps)
-    return [message for ok, message in [
-        (isinstance(skip, int), f"'{env_id}' draws its frame skip at random from range{skip} at every step, which the vector env cannot do: {works}"),
-        (not unknown, f"'{env_id}' sets {', '.join(unknown)} in its registration, which the vector env cannot honour: {works}"),
-    ] if not ok]
+    return []
 
 
 def check_memory(args, observation_space):
@@ -430,41 +403,22 @@ def load_model(q_network, path):
 
 
 def evaluate(q_network, args, run_name, device, rng):
-    """Plays `eval_episodes` whole games with epsilon = end-e; returns their scores."""
-    envs = make_env(args.env_id, 1)
-    screen = make_env(args.env_id, 1, grayscale=False, img_height=210, img_width=160, stack_num=1) if args.capture_video else None
-    obs, info = envs.reset(seed=args.seed + 10_000)
-    lives, frames, scores, score, video = info["lives"], info["episode_frame_number"], [], 0.0, []
-    fire, serve_steps = serve(envs, args.fire_after_life_loss)
-    serving = serve_steps
-    if screen:  # a twin emulator, seeded and stepped alike, gives the full-colour frames for the video
-        video.append(screen.reset(seed=args.seed + 10_000)[0][0, 0])
+    """Plays `eval_episodes` whole games with epsilon = end-e; returns their unclipped scores."""
+    env = make_env(args.env_id, args.seed + 10_000, args.capture_video, f"{run_name}-eval")()
+    obs, _ = env.reset(seed=args.seed + 10_000)
+    scores = []
     while len(scores) < args.eval_episodes and not stop_signal:
         if rng.random() < args.end_e:
-            actions = rng.integers(envs.single_action_space.n, size=1)
+            action = rng.integers(env.action_space.n)
         else:
             with torch.no_grad():
-                actions = q_network(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
-        actions = np.where(serving > 0, fire, actions)
-        obs, reward, terminated, truncated, info = envs.step(actions)
-        serving = serve_steps if terminated[0] or truncated[0] else serving - 1
-        score += reward[0]
-        if screen:
-            video.append(screen.step(actions)[0][0, 0])
-        lost_life = info["lives"][0] < lives[0] and info["episode_frame_number"][0] > frames[0]
-        if truncated[0] or (terminated[0] and not lost_life):  # game over, not just a life lost
-            scores.append(score)
-            score = 0.0
-            if screen:
-                import imageio  # ffmpeg, only when recording
-
-                os.makedirs(f"videos/{run_name}-eval", exist_ok=True)
-                imageio.mimsave(f"videos/{run_name}-eval/game-{len(scores) - 1}.mp4", video[:-1], fps=15)
-                video = video[-1:]
-        lives, frames = info["lives"], info["episode_frame_number"]
-    envs.close()
-    if screen:
-        screen.close()
+                action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
+        obs, _, terminated, truncated, info = env.step(action)
+        if "episode" in info:  # the game is over (a lost life only ends the training episode)
+            scores.append(float(info["episode"]["r"]))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
     return scores
 
 
@@ -487,7 +441,6 @@ if __name__ == "__main__":
     fraction, decay = args.exploration_fraction, saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
     if saved and args.total_timesteps != saved["args"]["total_timesteps"]:  # epsilon's decay keeps its length in steps
         args.exploration_fraction = decay / args.total_timesteps
-    envs = make_env(args.env_id, args.num_envs)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
@@ -503,11 +456,9 @@ if __name__ == "__main__":
         print(f"{SCRIPT}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    n_envs, n_actions = args.num_envs, envs.single_action_space.n
-    native = torch.cuda.get_device_capability(device)[0] >= 8 if device.type == "cuda" else torch.cpu._is_avx512_bf16_supported()
-    q_network = QNetwork(n_actions, args.bf16 and native).to(device)
+    n_envs, n_actions = args.num_envs, gym.make(args.env_id).action_space.n
+    q_network = QNetwork(n_actions).to(device)
     if args.eval_checkpoint:  # evaluate a saved model, and nothing else
-        envs.close()
         load_model(q_network, args.eval_checkpoint)
         name = os.path.basename(os.path.normpath(args.eval_checkpoint))
         scores = evaluate(q_network, args, name, device, rng)
@@ -530,11 +481,17 @@ if __name__ == "__main__":
                    name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
     writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)  # hides points logged after the checkpoint
     if not saved:
-        ran = {**vars(args), "bf16": q_network.bf16}  # bf16 as it ran: off where the device lacks it
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in ran.items()))
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+
+    # env setup: SAME_STEP autoreset returns the next episode's first observation at once and the
+    # true last observation of the finished one in infos["final_obs"]
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
 
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel for all tensors
-    target_network = QNetwork(n_actions, q_network.bf16).to(device)
+    target_network = QNetwork(n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
 
     rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)
@@ -568,14 +525,9 @@ if __name__ == "__main__":
                 rb if args.checkpoint_buffer else None, global_step // n_envs)
 
     start_time = last_print = time.time()
-    episode_return = np.zeros(n_envs)
-    fire, serve_steps = serve(envs, args.fire_after_life_loss)
 
     # TRY NOT TO MODIFY: start the game
-    obs, infos = envs.reset(seed=args.seed + start_step)
-    lives, frames = infos["lives"], infos["episode_frame_number"]
-    game_start = infos["frame_number"] - frames  # the emulator frame at which each env's game began
-    serving = np.full(n_envs, serve_steps)  # steps left in which a new life presses FIRE
+    obs, _ = envs.reset(seed=args.seed + start_step)
     # All step counts below are environment steps summed over the environments: one loop iteration is
     # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
     num_iterations = -(-args.total_timesteps // n_envs)
@@ -590,32 +542,25 @@ if __name__ == "__main__":
             with torch.no_grad():
                 q_values = q_network(torch.as_tensor(obs, device=device))
             actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
-        actions = np.where(serving > 0, fire, actions)  # a new life's serve (see `serve`)
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         global_step += n_envs
-        episode_return += rewards
-        serving = np.where(terminations | truncations, serve_steps, serving - 1)  # a life ended: the next one begins
 
-        # TRY NOT TO MODIFY: `terminations` include lost lives (the training episode ends, the game goes on); the
-        # logged return is the game's score, summed over all its lives. Where a game ended, next_obs is the next
-        # game's first observation and the true last one is in infos["final_obs"]; a truncated game bootstraps from it.
-        lost_life = (infos["lives"] < lives) & (infos["episode_frame_number"] > frames)  # same game, one life less
-        game_over = truncations | (terminations & ~lost_life)  # (infos["final_obs"] is valid for these rows only)
-        lives, frames = infos["lives"], infos["episode_frame_number"]
-        started = infos["frame_number"] - frames  # where each env's game began: a new game moves it
+        # TRY NOT TO MODIFY: `terminations` include lost lives (the training episode ends, the game goes on). Where a
+        # life or a game ended, next_obs is the next one's first observation and the true last one is in
+        # infos["final_obs"]: a truncated game bootstraps from it. A game's score comes with the end of its last life.
         real_next_obs = next_obs
-        if game_over.any():
+        if "final_obs" in infos:
             real_next_obs = next_obs.copy()
-            for i in np.flatnonzero(game_over):
+            for i in np.flatnonzero(infos["_final_obs"]):
                 real_next_obs[i] = infos["final_obs"][i]
-                writer.add_scalar("charts/episodic_return", episode_return[i], global_step)
-                writer.add_scalar("charts/episodic_length", started[i] - game_start[i], global_step)  # emulator frames
-                recent_returns.append(episode_return[i])
-                episode_return[i] = 0
-        game_start = started
-        rb.add(obs, real_next_obs, actions, np.sign(rewards), terminations, infos)  # rewards clipped to their sign
+            games = infos["final_info"].get("_episode", ())
+            for i in np.flatnonzero(games):
+                writer.add_scalar("charts/episodic_return", infos["final_info"]["episode"]["r"][i], global_step)
+                writer.add_scalar("charts/episodic_length", infos["final_info"]["episode"]["l"][i], global_step)
+                recent_returns.append(infos["final_info"]["episode"]["r"][i])
+        rb.add(obs, real_next_obs, actions, rewards, terminations, infos)
 
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
         obs = next_obs

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv, FireResetEnv, MaxAndSkipEnv, NoopResetEnv
+from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv, FireResetEnv, MaxAndSkipEnv, NoopResetEnv, WarpFrame
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.utils.tensorboard import SummaryWriter
@@ -111,8 +111,7 @@ def make_env(env_id, seed, capture_video=False, run_name=""):
         if "FIRE" in env.unwrapped.get_action_meanings():
             env = FireResetEnv(env)  # FIRE (and action 2) after each reset and each lost life, unstored
         env = ClipRewardEnv(env)  # training rewards: their sign
-        env = gym.wrappers.ResizeObservation(env, (84, 84))
-        env = gym.wrappers.GrayscaleObservation(env)
+        env = gym.wrappers.ReshapeObservation(WarpFrame(env), (84, 84))  # 84x84 grayscale, as SB3 makes it
         env = gym.wrappers.FrameStackObservation(env, 4, padding_type="reset")  # a new life starts with 4 copies
         env.action_space.seed(seed)
         return env

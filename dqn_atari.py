@@ -4,6 +4,7 @@ import difflib
 import glob
 import importlib.util
 import json
+import math
 import os
 import pickle
 import random
@@ -213,9 +214,15 @@ def crossed(step, n_steps, every):
 
 def check_args(args):
     """Returns every problem with the arguments, one message each."""
+    flags = {f"--{k.replace('_', '-')} ": v for k, v in vars(args).items()}
+    nan_or_inf = tuple(k for k, v in flags.items() if isinstance(v, float) and not math.isfinite(v))
     rules = [
+        (args.exp_name not in ("", ".", "..") and "/" not in args.exp_name and "\0" not in args.exp_name,
+         f"--exp-name must be a name, not a path (no '/', not empty, '.' or '..'), got {args.exp_name!r}"),
+        (len(f"{args.env_id}{args.exp_name}".encode()) <= 200, "--exp-name: the run folder's name would be too long"),
         (args.total_timesteps > 0, f"--total-timesteps must be > 0, got {args.total_timesteps}"),
-        (args.num_envs >= 1, f"--num-envs must be >= 1, got {args.num_envs}"),
+        (0 <= args.seed < 2**32, f"--seed must be in [0, 2**32), got {args.seed}"),
+        (1 <= args.num_envs <= min(1024, args.buffer_size), f"--num-envs must be in [1, min(1024, buffer-size)], got {args.num_envs}"),
         (args.buffer_size >= 1, f"--buffer-size must be >= 1, got {args.buffer_size}"),
         (args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}"),
         (args.batch_size <= args.buffer_size, f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})"),
@@ -228,12 +235,13 @@ def check_args(args):
         (args.train_frequency >= 1 and args.target_network_frequency >= 1, "--train-frequency and --target-network-frequency must be >= 1"),
         (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
         (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
-        (args.torch_threads >= 0, f"--torch-threads must be >= 0, got {args.torch_threads}"),
+        (0 <= args.torch_threads <= os.cpu_count(), f"--torch-threads must be in [0, {os.cpu_count()}], got {args.torch_threads}"),
         (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
         (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
         (not args.track or importlib.util.find_spec("wandb"), "--track needs Weights & Biases, which is not installed: pip install wandb"),
     ]
-    return [message for ok, message in rules if not ok]
+    return [message for ok, message in rules if not ok and not message.startswith(nan_or_inf)] + [
+        f"{k}must be a finite number, got {flags[k]}" for k in nan_or_inf]
 
 
 def check_env(env_id):
@@ -246,16 +254,14 @@ def check_env(env_id):
     return []
 
 
-def check_memory(args, observation_space):
-    """Returns the problem, if any, of a replay buffer that cannot fit in the available memory (1 GiB kept for the rest)."""
-    need, available = FrameReplayBuffer.nbytes(args.buffer_size, observation_space), psutil.virtual_memory().available
-    room = available - 2**30
-    if need <= room:
-        return []
-    per_transition = FrameReplayBuffer.nbytes(1, observation_space) - FrameReplayBuffer.nbytes(0, observation_space)
-    fits = max(int((room - FrameReplayBuffer.nbytes(0, observation_space)) // per_transition), 0)
-    return [f"the replay buffer needs {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
-            f"(1 GiB kept for the rest): the largest --buffer-size that fits is {fits:,}"]
+def check_memory(buffer_size, nbytes):
+    """The problem, if any, of a replay memory of nbytes(buffer_size) bytes that does not fit in the available memory
+    (1 GiB kept for the rest of the process)."""
+    available = psutil.virtual_memory().available
+    fits = max((available - 2**30 - nbytes(0)) // (nbytes(1) - nbytes(0)), 0)
+    return [] if buffer_size <= fits else [
+        f"the replay buffer needs {nbytes(buffer_size) / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
+        f"(1 GiB kept for the rest): the largest --buffer-size that fits is {int(fits):,}"]
 
 
 # Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
@@ -415,28 +421,34 @@ def evaluate(q_network, args, run_name, device, rng):
         obs, _, terminated, truncated, info = env.step(action)
         if "episode" in info:  # the game is over (a lost life only ends the training episode)
             scores.append(float(info["episode"]["r"]))
-        if terminated or truncated:
+        if (terminated or truncated) and len(scores) < args.eval_episodes:  # (a reset starts the video of a game)
             obs, _ = env.reset()
     env.close()
     return scores
 
 
-if __name__ == "__main__":
-    args = tyro.cli(Args)
+def parse_args(argv=None):
+    """The run's flags and, with --resume, its checkpoint; on bad input, one line per problem and exit 1."""
+    args = tyro.cli(Args, args=argv)
     saved = read_checkpoint(args.resume) if args.resume else None
     problems = []
     if saved:  # flags not given take the run's saved values; given ones must equal them, but --total-timesteps may change
         before, step = saved["args"], saved["global_step"]
-        args = tyro.cli(Args, default=Args(**{**before, "resume": args.resume}))
+        args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}" for k, v in vars(args).items()
                     if v != before[k] and k not in ("resume", "total_timesteps")]
         if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
             problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
     problems += check_args(args) + check_env(args.env_id)
     if not args.eval_checkpoint:
-        problems += check_memory(args, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8))  # the stacked frames
+        problems += check_memory(args.buffer_size, lambda n: FrameReplayBuffer.nbytes(n, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)))
     if problems:
         fail(*problems)
+    return args, saved
+
+
+if __name__ == "__main__":
+    args, saved = parse_args()
     fraction, decay = args.exploration_fraction, saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
     if saved and args.total_timesteps != saved["args"]["total_timesteps"]:  # epsilon's decay keeps its length in steps
         args.exploration_fraction = decay / args.total_timesteps
@@ -472,7 +484,7 @@ if __name__ == "__main__":
         while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
             run_name += "+"
         run_dir = f"runs/{run_name}"
-    start_step = step if saved else 0
+    start_step = saved["global_step"] if saved else 0
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 

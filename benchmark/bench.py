@@ -19,8 +19,8 @@ machines are shared: the same program can take 15 % longer from one run to the n
 in turn (A B C A B C) and reports medians with the wall time's range.
 SB3's DQN gets the same hyperparameters (network, batch, learning rate, buffer, train frequency with as many updates
 per env step, target period, epsilon schedule, no gradient clipping) and its steps/s come from a callback's stamps.
-Each program keeps its own numerics: SB3 and earlier refs compute in float32, dqn_atari.py's --bf16 (its default)
-runs the update batches in bfloat16 on CPUs with AVX-512 bf16.
+Each program keeps its own numerics: SB3 and ours compute in float32; a --baseline ref from before e4a63a0 runs
+dqn_atari.py's update batches in bfloat16 on CPUs with AVX-512 bf16 (its --bf16 default then).
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
 `sample(32)` costs against SB3's plain ReplayBuffer. With --checkpoint, only the seconds and bytes of dqn_atari.py's
 checkpoint of a full 1M-step replay memory (SIGTERM with no earlier checkpoint), then of the next one 10k steps later
@@ -162,7 +162,10 @@ def sb3_child(spec):
 
 def breakout_stream(dqn_atari, n=2000):
     """n real Breakout transitions of a random agent, as rb.add's arguments, to replay in a loop."""
-    envs = dqn_atari.make_env("BreakoutNoFrameskip-v4", 1)
+    import gymnasium as gym
+
+    envs = gym.vector.SyncVectorEnv([dqn_atari.make_env("BreakoutNoFrameskip-v4", 0)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     obs, _ = envs.reset(seed=0)
     steps = []
     for _ in range(n):

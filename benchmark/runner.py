@@ -3,7 +3,7 @@
     python benchmark/runner.py --scripts dqn.py --env-ids CartPole-v1 Acrobot-v1 --seeds 1 2 3   # a local Ray instance
     python benchmark/runner.py --address HOST:PORT ...   # a running cluster (`ray start --head` / `ray start --address`)
     python benchmark/runner.py ... -- --total-timesteps 100000       # flags after -- go to every run
-    python benchmark/runner.py ... --variants base= nofire=--no-fire-after-life-loss   # one flag set per variant
+    python benchmark/runner.py ... --variants base= tau=--tau=0.5   # one flag set per variant
     python benchmark/runner.py --report-only --out benchmark/results/classic            # rebuild the table and plots
 
 Each run is a Ray task that starts a fresh process of the unmodified script, `python <script> --env-id E --seed S

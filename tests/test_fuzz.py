@@ -1,0 +1,158 @@
+"""Bad input never trains, crashes or writes: flags drawn by hypothesis, each script's own parsing and checks.
+
+The property, for any flags of the right types (tyro refuses ill-typed ones in its own words before the script
+runs): either every check passes, or the script exits non-zero with one `script: error:` line per problem on stderr,
+no traceback, and no file or folder created. hypothesis draws the values (each field's type plus hostile ones:
+0, negative, huge, NaN, +-inf, empty and path-like strings, unknown env ids) with a fixed seed (derandomize), so CI
+sees the same draws every time; what it once found is kept below as explicit regression cases.
+"""
+import math
+import os
+import sys
+from dataclasses import fields
+
+import pytest
+from conftest import run_script
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dqn
+import dqn_atari
+
+SCRIPTS = {"dqn.py": dqn, "dqn_atari.py": dqn_atari}
+NAMES = ["", ".", "..", "../../x", "a/b", "/tmp/x", "runs", " ", "x" * 300, "ünï", "-", "ok_name"]
+PATHS = ["", ".", "..", "nowhere", "runs", "/", "/etc/passwd", "../x", "a/b/checkpoint.json", "model.pt", "x.pkl"]
+ENV_IDS = {
+    "dqn.py": ["CartPole-v1", "Acrobot-v1", "CartPol-v1", "ALE/Pong-v5", "Pendulum-v1", "no_such_module:Env-v0",
+               "tiny_envs:Image-v0", "", "/", "../CartPole-v1"],
+    "dqn_atari.py": ["BreakoutNoFrameskip-v4", "ALE/Pong-v5", "Breakout-v0", "CartPole-v1", "BreakoutNoFrameskip-v3",
+                     "", "ALE/", "../x"],
+}
+INTS = st.one_of(st.sampled_from([0, -1, 1, 2, 7, 100, 2**31, 10**12, -(10**12)]), st.integers(-(10**6), 10**6))
+FLOATS = st.one_of(st.sampled_from([0.0, -0.0, -1.0, 1.0, 0.5, 1e-300, 1e300, -1e300, math.nan, math.inf, -math.inf]),
+                   st.floats(-10, 10))
+
+
+def flag(field, script):
+    """A strategy for one `--flag value` (a list of argv words) of this Args field."""
+    name = "--" + field.name.replace("_", "-")
+    if field.type is bool:
+        return st.sampled_from([[name], ["--no-" + name[2:]]])
+    if field.name == "env_id":
+        values = st.sampled_from(ENV_IDS[script])
+    elif field.type is int:
+        values = INTS.map(str)
+    elif field.type is float:
+        values = FLOATS.map(repr)
+    elif field.name in ("resume", "eval_checkpoint"):
+        values = st.sampled_from(PATHS)
+    else:  # the names: exp_name, wandb_project_name, wandb_entity
+        values = st.sampled_from(NAMES)
+    return values.map(lambda v: [f"{name}={v}"])
+
+
+def flags(script, only=None):
+    """Some of the script's flags (`only`: a subset of field names), each with a drawn value."""
+    chosen = [f for f in fields(SCRIPTS[script].Args) if only is None or f.name in only]
+    return st.lists(st.sampled_from(chosen), unique_by=lambda f: f.name, max_size=8).flatmap(
+        lambda fs: st.tuples(*[flag(f, script) for f in fs]).map(lambda words: [w for ws in words for w in ws]))
+
+
+def tree(path):
+    return sorted(os.path.relpath(os.path.join(d, n), path) for d, ds, fs in os.walk(path) for n in ds + fs)
+
+
+def assert_refused_cleanly(script, stderr):
+    lines = stderr.strip().splitlines()
+    assert lines and "Traceback" not in stderr, stderr
+    assert all(line.startswith(f"{script}: error: ") for line in lines), stderr
+    assert len(lines) == len(set(lines)), "one line per problem"
+
+
+FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=150,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_any_flags_pass_every_check_or_are_refused_with_one_line_each_and_nothing_written(
+        script, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.pkl").write_bytes(b"\x80\x04K\x01.")  # a pickle where a checkpoint or model could be named
+    before = tree(tmp_path)
+
+    @FUZZ
+    @given(argv=flags(script))
+    def check(argv):
+        try:
+            args, saved = SCRIPTS[script].parse_args(argv)
+        except SystemExit as e:
+            assert e.code not in (0, None), argv
+            assert_refused_cleanly(script, e.code if isinstance(e.code, str) else capsys.readouterr().err)
+        else:  # every check passed: the values are in range
+            assert all(math.isfinite(v) for v in vars(args).values() if isinstance(v, float)), argv
+            assert "/" not in args.exp_name and args.exp_name not in ("", ".", ".."), argv
+        assert tree(tmp_path) == before, argv
+
+    check()
+
+
+SMALL = ["--total-timesteps=300", "--learning-starts=100", "--eval-episodes=1", "--no-cuda"]
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_drawn_flags_as_real_runs_either_train_into_runs_or_write_nothing(script, tmp_path):
+    """A bounded sample of draws as real subprocesses (a few steps when the flags pass), so the suite stays short."""
+    rng_flags = ["seed", "gamma", "tau", "learning_rate", "start_e", "end_e", "exploration_fraction", "batch_size",
+                 "buffer_size", "train_frequency", "target_network_frequency", "exp_name", "num_envs"]
+    runs = []
+
+    @settings(derandomize=True, database=None, deadline=None, max_examples=8 if script == "dqn.py" else 5,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(argv=flags(script, only=rng_flags))
+    def check(argv):
+        cwd = tmp_path / str(len(runs))
+        cwd.mkdir()
+        extra = ["--buffer-size=1000"] if script == "dqn_atari.py" and not any("buffer" in a for a in argv) else []
+        result = run_script(script, *SMALL, *extra, *argv, cwd=str(cwd), timeout=240)
+        runs.append(result.returncode)
+        if result.returncode == 0:
+            assert set(os.listdir(cwd)) == {"runs"} and len(os.listdir(cwd / "runs")) == 1, argv
+        else:
+            assert_refused_cleanly(script, result.stderr)
+            assert not os.listdir(cwd), argv
+
+    check()
+    assert 0 in runs and any(runs), "the sample holds runs that train and runs that are refused"
+
+
+REGRESSIONS = [  # found by hand or by the fuzzers above: each is refused with one line and writes nothing
+    ("dqn.py", ["--env-id", "CartPole-v1", "--learning-rate", "inf", "--total-timesteps", 1000, "--learning-starts", 10],
+     ["--learning-rate must be a finite number"]),
+    ("dqn.py", ["--env-id", "CartPole-v1", "--exp-name", "../../x", "--total-timesteps", 100, "--learning-starts", 10],
+     ["--exp-name must be a name"]),
+    ("dqn_atari.py", ["--exp-name", "../../x", "--total-timesteps", 100, "--learning-starts", 10, "--buffer-size", 1000],
+     ["--exp-name must be a name"]),
+    ("dqn.py", ["--env-id", "CartPole-v1", "--buffer-size", 10**10, "--total-timesteps", 100, "--learning-starts", 10],
+     ["largest --buffer-size that fits"]),
+    ("dqn.py", ["--gamma", "nan", "--tau", "-inf"], ["--gamma must be a finite number", "--tau must be a finite number"]),
+    ("dqn_atari.py", ["--end-e", "nan", "--start-e", "inf"], ["--start-e must be a finite", "--end-e must be a finite"]),
+    ("dqn.py", ["--seed", -1], ["--seed must be in [0, 2**32)"]),  # NumPy's seed: a traceback after the checks
+    ("dqn_atari.py", ["--seed", 2**32], ["--seed must be in [0, 2**32)"]),
+    ("dqn.py", ["--torch-threads", 10**6], ["--torch-threads must be in [0, "]),  # torch crashed (SIGSEGV)
+    ("dqn.py", ["--num-envs", 10**6], ["--num-envs must be in [1, min(1024, buffer-size)]"]),  # made envs for hours
+    ("dqn_atari.py", ["--exp-name", "x" * 300], ["--exp-name: the run folder's name would be too long"]),  # OSError
+]
+
+
+@pytest.mark.parametrize("script,argv,named", REGRESSIONS, ids=[" ".join(map(str, r[1])) for r in REGRESSIONS])
+def test_regressions_are_refused_with_one_line_each_and_nothing_written(script, argv, named, tmp_path):
+    result = run_script(script, *argv, "--no-cuda", cwd=str(tmp_path))
+    assert result.returncode != 0
+    assert_refused_cleanly(script, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(named) and all(any(n in line for line in lines) for n in named), lines
+    assert not os.listdir(tmp_path)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import warnings
+import zipfile
 from collections import deque
 from dataclasses import dataclass
 from typing import Optional
@@ -30,6 +31,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.utils.tensorboard import SummaryWriter
 
 gym.register_envs(ale_py)  # the ALE/... and ...NoFrameskip-v4 ids, with the ROMs ale-py ships
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # stderr is for errors
 
 
 @dataclass
@@ -285,8 +287,12 @@ def on_signal(signum, frame):
 
 
 def load_tensors(path):
-    """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused."""
+    """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused, and
+    so is one whose bytes fail their zip checksums (torch.load does not check them)."""
     try:
+        with zipfile.ZipFile(path) as z:
+            if z.testzip():
+                raise ValueError(f"'{path}' is damaged: its {z.testzip()} fails its checksum")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         fail(f"'{path}' holds pickled Python objects besides tensors, which can run code when loaded: refused")
@@ -301,15 +307,33 @@ def read_checkpoint(path):
     if path.endswith(".pkl") or os.path.exists(pickled) and folder == path:
         fail(f"'{pickled}' is a pickle, which can run any code when loaded: this version loads only its own safe checkpoints")
     try:
-        manifest = read_json(os.path.join(folder, "checkpoint.json"))
-        if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or manifest["args"].keys() != vars(Args()).keys():
-            fail(f"'{path}' is not a checkpoint of this version of {SCRIPT}")
+        manifest, defaults = read_json(os.path.join(folder, "checkpoint.json")), vars(Args())
+        saved, step = manifest["args"], manifest["global_step"]
+        kinds = {k: (str, type(None)) if d is None else (float, int) if type(d) is float else (type(d),) for k, d in defaults.items()}
+        wrong = [k for k, v in saved.items() if type(v) not in kinds.get(k, ())]  # also flags this script no longer has
+        if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or wrong or type(step) is not int or not (
+                0 <= step <= saved["total_timesteps"] and 0 < manifest["exploration_steps"] < math.inf
+                and manifest["state"] == os.path.basename(manifest["state"])):
+            fail(f"'{path}' is not a checkpoint of this version of {SCRIPT}" + (f" (its {', '.join(wrong)})" if wrong else ""))
+        for k in defaults.keys() - saved.keys():  # a flag added since the checkpoint was written
+            print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}",
+                  file=sys.stderr)
+        manifest["args"] = {**defaults, **saved}
         manifest["folder"], manifest["tensors"] = folder, load_tensors(os.path.join(folder, manifest["state"]))
         return manifest
     except SystemExit:
         raise
     except Exception as e:
         fail(f"cannot read checkpoint '{path}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+
+
+def load_weights(network, tensors):
+    """network.load_state_dict(tensors), but a tensor of another dtype (which it would cast) is refused too."""
+    mine = network.state_dict()
+    wrong = [k for k, v in tensors.items() if k in mine and (not torch.is_tensor(v) or v.dtype != mine[k].dtype)]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: not {mine[wrong[0]].dtype} tensors")
+    network.load_state_dict(tensors)
 
 
 def read_json(path):
@@ -355,15 +379,23 @@ def load_buffer(rb, folder, entry):
     for name in entry["files"]:
         b, written = map(int, name.split(".")[1:3])
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
-            for k in set(f.files) & set(RINGS):
+            for k in [k for k in RINGS if hasattr(rb, k)]:
                 a, saved = getattr(rb, k), f[k]
-                r = np.arange(-len(saved), 0) + min((b + 1) * rows, written + len(a) - rb.buffer_size)
+                end = written + len(a) - rb.buffer_size  # one past this ring's newest row
+                shape = (min((b + 1) * rows, end) - max(b * rows, end - len(a)), *a.shape[1:])
+                if saved.dtype != a.dtype or saved.shape != shape:
+                    raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {a.dtype} {shape}")
+                r = np.arange(-len(saved), 0) + min((b + 1) * rows, end)
                 a[r[r >= oldest] % len(a)] = saved[r >= oldest]
-            if "last_frames" in f.files:
-                rb.last_frames.update((tuple(key), frame) for key, frame in zip(f["last_frames_keys"].tolist(), f["last_frames"])
-                                      if key[0] >= oldest)
+            if {"last_frames", "last_frames_keys"} & set(f.files):
+                keys, frames = f["last_frames_keys"], f["last_frames"]
+                if keys.shape != (len(frames), 2) or frames.shape[1:] != rb.frames.shape[2:] or frames.dtype != np.uint8:
+                    raise ValueError(f"{name}: last_frames_keys {keys.shape} and last_frames {frames.shape} do not fit")
+                rb.last_frames.update((tuple(key), frame) for key, frame in zip(keys.tolist(), frames) if key[0] >= oldest)
             if "last_next_obs" in f.files:
                 rb.last_next_obs = f["last_next_obs"]
+                if rb.last_next_obs.shape != (rb.n_envs, *rb.obs_shape) or rb.last_next_obs.dtype != np.uint8:
+                    raise ValueError(f"{name}: last_next_obs is {rb.last_next_obs.dtype} {rb.last_next_obs.shape}")
     rb.pos, rb.full, rb.added = added % rb.buffer_size, added >= rb.buffer_size, added
 
 
@@ -400,7 +432,7 @@ def load_model(q_network, path):
     path = os.path.join(path, models[0]) if models else path
     try:
         checkpoint = os.path.isdir(path) or path.endswith((".json", ".pkl"))
-        q_network.load_state_dict(read_checkpoint(path)["tensors"]["q_network"] if checkpoint else load_tensors(path))
+        load_weights(q_network, read_checkpoint(path)["tensors"]["q_network"] if checkpoint else load_tensors(path))
     except SystemExit:
         raise
     except Exception as e:
@@ -485,6 +517,35 @@ if __name__ == "__main__":
             run_name += "+"
         run_dir = f"runs/{run_name}"
     start_step = saved["global_step"] if saved else 0
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel for all tensors
+    target_network = QNetwork(n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+
+    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)  # the env's stack of 4 84x84 grayscale frames
+    rb = FrameReplayBuffer(args.buffer_size, frames, gym.spaces.Discrete(n_actions), device, n_envs)
+    recent_returns = deque(maxlen=20)
+    learning_starts = args.learning_starts
+    if saved:  # everything but the episodes in flight, which restart; what does not fit is refused, nothing written
+        try:
+            load_weights(q_network, saved["tensors"]["q_network"])
+            load_weights(target_network, saved["tensors"]["target_network"])
+        except Exception as e:
+            fail(f"the network saved in '{args.resume}' differs from QNetwork: {' '.join(str(e).split())[:300]}")
+        try:
+            optimizer.load_state_dict(saved["tensors"]["optimizer"])
+            torch.set_rng_state(saved["tensors"]["torch_rng"])
+            (version, key, gauss), numpy_state, rng.bit_generator.state = saved["rng"]
+            random.setstate((version, tuple(key), gauss))
+            np.random.set_state(tuple(numpy_state))
+            recent_returns.extend(float(r) for r in saved["recent_returns"])
+            if saved["buffer"]:
+                load_buffer(rb, saved["folder"], saved["buffer"])
+        except Exception as e:
+            fail(f"cannot resume from '{args.resume}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+        if not saved["buffer"]:  # an empty buffer: collect experience again before learning
+            learning_starts = start_step + args.learning_starts
+        print(f"resumed {run_dir} at step {start_step:,}", flush=True)
+
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
@@ -500,31 +561,6 @@ if __name__ == "__main__":
         [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel for all tensors
-    target_network = QNetwork(n_actions).to(device)
-    target_network.load_state_dict(q_network.state_dict())
-
-    rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)
-    recent_returns = deque(maxlen=20)
-    learning_starts = args.learning_starts
-    if saved:  # everything but the episodes in flight, which restart
-        q_network.load_state_dict(saved["tensors"]["q_network"])
-        target_network.load_state_dict(saved["tensors"]["target_network"])
-        optimizer.load_state_dict(saved["tensors"]["optimizer"])
-        torch.set_rng_state(saved["tensors"]["torch_rng"])
-        (version, key, gauss), numpy_state, rng.bit_generator.state = saved["rng"]
-        random.setstate((version, tuple(key), gauss))
-        np.random.set_state(numpy_state)
-        recent_returns.extend(saved["recent_returns"])
-        if saved["buffer"]:
-            try:
-                load_buffer(rb, saved["folder"], saved["buffer"])
-            except Exception as e:
-                fail(f"cannot read the replay memory of '{args.resume}': {type(e).__name__}: {e}")
-        else:  # an empty buffer: collect experience again before learning
-            learning_starts = start_step + args.learning_starts
-        print(f"resumed {run_dir} at step {start_step:,}", flush=True)
 
     def checkpoint_state():  # plain values for JSON, tensors for torch.save, the buffer and its number of adds
         numpy_state = np.random.get_state()

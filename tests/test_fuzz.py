@@ -154,5 +154,124 @@ def test_regressions_are_refused_with_one_line_each_and_nothing_written(script, 
     assert not os.listdir(tmp_path)
 
 
+# ---- damaged checkpoints -----------------------------------------------------------------------------------------
+
+CHECKPOINTED = {  # a finished run with a checkpoint at its last step: a resume has nothing left to train
+    "dqn.py": ["--total-timesteps=600", "--learning-starts=100", "--buffer-size=400", "--checkpoint-frequency=300"],
+    "dqn_atari.py": ["--total-timesteps=300", "--learning-starts=100", "--buffer-size=200", "--checkpoint-frequency=300"],
+}
+HOSTILE_JSON = [None, -1, 0, 10**18, 1.5, math.nan, "x", "../../etc/passwd", [], {}, True, [1, 2], {"a": 1}]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """{script: a run folder with a real checkpoint}, made once."""
+    made = {}
+    for script, flags in CHECKPOINTED.items():
+        cwd = tmp_path_factory.mktemp(script.replace(".", "_"))
+        result = run_script(script, *flags, "--eval-episodes=0", "--no-cuda", cwd=str(cwd))
+        assert result.returncode == 0, result.stderr
+        [made[script]] = [str(p) for p in (cwd / "runs").iterdir()]
+    return made
+
+
+def damage(draw, folder, other):
+    """Damages the checkpoint in `folder` one way, drawn; returns what was done."""
+    import json
+    import shutil
+
+    import numpy as np
+    import torch
+
+    files = sorted(os.listdir(folder))
+    name = draw(st.sampled_from(files))
+    path = os.path.join(folder, name)
+    how = draw(st.sampled_from(["truncate", "garble", "delete", "empty", "swap", "value", "value", "value"]))
+    if how == "swap":  # the other script's file of the same kind, or the whole other checkpoint
+        theirs = [f for f in os.listdir(other) if f.split(".")[0] == name.split(".")[0]]
+        if draw(st.booleans()) or not theirs:
+            shutil.rmtree(folder)
+            shutil.copytree(other, folder)
+            return "the other script's checkpoint"
+        shutil.copy(os.path.join(other, theirs[0]), path)
+        return f"{name} from the other script"
+    data = open(path, "rb").read()
+    if how == "truncate":
+        open(path, "wb").write(data[: draw(st.integers(0, len(data) - 1))])
+    elif how == "garble":
+        at = draw(st.integers(0, len(data) - 1))
+        open(path, "wb").write(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    elif how == "delete":
+        os.remove(path)
+    elif how == "empty":
+        open(path, "wb").close()
+    elif name.endswith(".json"):  # a value of the manifest, its args or its buffer entry
+        manifest = json.loads(data)
+        where = draw(st.sampled_from([manifest, manifest["args"], manifest["buffer"]]))
+        key = draw(st.sampled_from(sorted(where)))
+        if draw(st.integers(0, 5)) == 0:
+            del where[key]
+        else:
+            where[key] = draw(st.sampled_from(HOSTILE_JSON))
+        open(path, "w").write(json.dumps(manifest))
+        return f"{name}: {key} changed"
+    elif name.endswith(".pt"):  # a tensor's shape or dtype, or a value that is not a tensor
+        tensors = torch.load(path, weights_only=True)
+        part = draw(st.sampled_from(sorted(tensors)))
+        if isinstance(tensors[part], dict) and tensors[part] and part != "optimizer":
+            key = draw(st.sampled_from(sorted(tensors[part])))
+            t = tensors[part][key]
+            tensors[part][key] = draw(st.sampled_from([t[:1], t.double(), t.flatten(), t.int(), "x", None]))
+        else:
+            tensors[part] = draw(st.sampled_from([torch.zeros(3), "x", None, {}]))
+        torch.save(tensors, path)
+        return f"{name}: {part} changed"
+    else:  # an array of the replay memory: its shape or dtype, or gone
+        with np.load(path) as f:
+            arrays = dict(f)
+        key = draw(st.sampled_from(sorted(arrays)))
+        a = arrays.pop(key)
+        change = draw(st.sampled_from(["shape", "dtype", "gone", "scalar"]))
+        if change != "gone":
+            arrays[key] = {"shape": a[:1], "dtype": a.astype(np.float64), "scalar": np.float32(1)}[change]
+        np.savez(path, **arrays)
+        return f"{name}: {key} {change}"
+    return f"{name} {how}"
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_damaged_checkpoint_is_loaded_or_refused_with_one_line_and_nothing_written(
+        script, checkpoints, tmp_path, monkeypatch, capsys):
+    import runpy
+    import shutil
+
+    from conftest import ROOT
+
+    other = os.path.join(checkpoints["dqn_atari.py" if script == "dqn.py" else "dqn.py"], "checkpoint")
+    count = [0]
+
+    @settings(derandomize=True, database=None, deadline=None, max_examples=50,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(draw=st.data(), mode=st.sampled_from(["--resume", "--eval-checkpoint"]))
+    def check(draw, mode):
+        count[0] += 1
+        cwd = tmp_path / str(count[0])
+        run_dir = str(cwd / "runs" / os.path.basename(checkpoints[script]))
+        shutil.copytree(checkpoints[script], run_dir)
+        what = damage(draw.draw, os.path.join(run_dir, "checkpoint"), other)
+        before = tree(run_dir)
+        argv = [mode, run_dir] + ([] if mode == "--resume" else ["--eval-episodes=1", "--start-e=1", "--end-e=1"])
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", [script, *argv, "--no-cuda"] if mode != "--resume" else [script, *argv])
+        try:
+            runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+        except SystemExit as e:
+            if e.code not in (0, None):
+                assert_refused_cleanly(script, e.code if isinstance(e.code, str) else capsys.readouterr().err)
+                assert len(str(e.code).splitlines()) == 1, (what, e.code)
+                assert tree(run_dir) == before, what
+        capsys.readouterr()
+
+    check()
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

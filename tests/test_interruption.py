@@ -192,8 +192,7 @@ def synthetic_stream(count, length=7, frame_shape=(8, 8)):
     """(obs, next_obs, action, reward, done) of episodes of `length` steps whose frames are numbered."""
     frame, stream, i = lambda i: np.full(frame_shape, i % 251 + 1, np.uint8), [], 0
     while len(stream) < count:
-        obs = np.zeros((1, 4, *frame_shape), np.uint8)
-        obs[0, -1] = frame(i)
+        obs = np.repeat(frame(i)[None, None], 4, axis=1)  # an episode's first stack: 4 copies of its first frame
         for t in range(length):
             i += 1
             next_obs = np.concatenate([obs[:, 1:], frame(i)[None, None]], axis=1)

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the scripts under test: this checkout's, or a mutated copy's (tests/mutants.py points DQN_SCRIPTS at it)
+ROOT = os.environ.get("DQN_SCRIPTS") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 sys.path[:0] = [ROOT, TESTS]  # the scripts and tiny_envs import as modules in unit tests
 
@@ -45,3 +46,21 @@ def keep_signal_handlers():
     yield
     for s, handler in kept.items():
         signal.signal(s, handler)
+
+
+def spied_run(monkeypatch, workdir, script, *flags):
+    """Runs the script in-process; returns its globals and every update's (batch, td_target, Q of the actions)."""
+    import runpy
+
+    import torch
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    updates, batches = [], []
+    sample, mse_loss = ReplayBuffer.sample, torch.nn.functional.mse_loss
+    monkeypatch.setattr(ReplayBuffer, "sample", lambda self, n, env=None: batches.append(sample(self, n)) or batches[-1])
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", lambda td_target, old_val: updates.append(
+        (batches[-1], td_target.detach().clone(), old_val.detach().clone())) or mse_loss(td_target, old_val))
+    os.makedirs(workdir, exist_ok=True)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", [script, "--no-cuda", "--eval-episodes", "0", *map(str, flags)])
+    return runpy.run_path(os.path.join(ROOT, script), run_name="__main__"), updates

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import conftest
 from conftest import ROOT, run_dirs, run_script, scalars
 
 import dqn
@@ -286,3 +287,57 @@ def test_learns_cartpole_to_a_greedy_mean_of_at_least_200(workdir):
 # different CPUs (their float kernels differ): seeds 1 and 2 gave 500 +- 0 on one machine and 286 and 281 on an Intel
 # Xeon with AVX-512 (2026-11-23), so the bar sits well below both.
 LEARNING_FLAGS = ["--total-timesteps", 100000, "--train-frequency", 2, "--end-e", 0, "--seed", 1]
+
+
+# ---- DQN's rules on the script's own loop, seen through its updates (CartPole: a fallen pole is terminal) ----------
+
+def spied_run(monkeypatch, workdir, *flags):
+    return conftest.spied_run(monkeypatch, workdir, "dqn.py", "--env-id", "CartPole-v1", *flags)
+
+
+def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_max_otherwise(monkeypatch, workdir):
+    # the target network is never updated here: it stays the initial network, so each target can be recomputed
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 2000, "--learning-starts", 1000, "--gamma", 0.9,
+                           "--buffer-size", 2000, "--target-network-frequency", 10**6, "--train-frequency", 4)
+    target, dones = g["target_network"], 0
+    assert len(updates) == 250, "one update every 4 steps after learning-starts"
+    for data, td_target, _ in updates:
+        done, reward = data.dones.flatten() == 1, data.rewards.flatten()
+        with torch.no_grad():
+            bootstrap = 0.9 * target(data.next_observations).max(dim=1).values
+        assert torch.equal(td_target[done], reward[done]), "a fallen pole: no bootstrap"
+        assert torch.allclose(td_target[~done], reward[~done] + bootstrap[~done], atol=1e-6)
+        dones += done.sum().item()
+    assert dones >= 50, "the batches held terminal transitions"
+
+
+def test_the_loss_takes_q_of_the_action_taken_and_the_stored_action_is_the_action_taken(monkeypatch, workdir):
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1000, "--learning-starts", 990,
+                           "--buffer-size", 1000, "--target-network-frequency", 10**6, "--end-e", 1)
+    data, _, old_val = updates[0]  # the first update: the online network is still the initial one, the target's twin
+    with torch.no_grad():
+        q = g["target_network"](data.observations)
+    assert len(data.actions.unique()) > 1 and torch.equal(old_val, q.gather(1, data.actions).squeeze(1))
+    # CartPole's velocity moves by a fixed step toward the pushed side: the stored action is the one that moved it
+    rb = g["rb"]
+    obs, next_obs, actions = rb.observations[:990, 0], rb.next_observations[:990, 0], rb.actions[:990, 0, 0]
+    moved = ~rb.dones[:990, 0].astype(bool)
+    assert ((next_obs[moved, 1] > obs[moved, 1]) == (actions[moved] == 1)).all()
+
+
+def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, workdir):
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1500, "--learning-starts", 1000,
+                           "--buffer-size", 1500, "--target-network-frequency", 500)
+    online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
+    assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 1500"
+
+
+def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workdir):
+    for e in (0, 1):
+        g, _ = spied_run(monkeypatch, os.path.join(workdir, str(e)), "--total-timesteps", 400, "--learning-starts", 399,
+                         "--buffer-size", 400, "--start-e", e, "--end-e", e, "--target-network-frequency", 10**6)
+        obs, actions = g["rb"].observations[:400, 0], g["rb"].actions[:400, 0, 0]
+        with torch.no_grad():  # the target network is the network that acted (the one update came after)
+            greedy = g["target_network"](torch.as_tensor(obs)).argmax(dim=1).numpy()
+        agree = (greedy == actions).mean()
+        assert agree == 1.0 if e == 0 else agree < 0.7, (e, agree)

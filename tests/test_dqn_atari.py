@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import conftest
 from conftest import ROOT, run_dirs, run_script, scalars
 from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -317,3 +318,79 @@ def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
     # a 16 GiB machine with about 14 GiB available holds the default 1M-step buffer
     monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=14 * 2**30))
     assert dqn_atari.check_memory(1_000_000, nbytes) == []
+
+
+# ---- DQN's rules, on the script's own loop (Breakout's lost lives are its terminal transitions) ---------------------
+
+def spied_run(monkeypatch, workdir, *flags):
+    return conftest.spied_run(monkeypatch, workdir, "dqn_atari.py", *flags)
+
+
+def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_max_otherwise(monkeypatch, workdir):
+    # the target network is never updated here: it stays the initial network, so each target can be recomputed
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1000, "--learning-starts", 800,
+                           "--buffer-size", 1000, "--target-network-frequency", 10**6, "--gamma", 0.9)
+    target = g["target_network"]
+    assert len(updates) == 50, "one update every 4 steps after learning-starts"
+    dones = 0
+    for data, td_target, _ in updates:
+        done, reward = data.dones.flatten() == 1, data.rewards.flatten()
+        with torch.no_grad():
+            bootstrap = 0.9 * target(data.next_observations).max(dim=1).values
+        assert torch.equal(td_target[done], reward[done]), "a lost life or game over: no bootstrap"
+        assert torch.allclose(td_target[~done], reward[~done] + bootstrap[~done], atol=1e-6)
+        dones += done.sum().item()
+    assert dones >= 10, "the batches held terminal transitions"
+
+
+def test_the_loss_takes_q_of_the_action_taken(monkeypatch, workdir):
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1000, "--learning-starts", 996, "--end-e", 1,
+                           "--buffer-size", 1000, "--target-network-frequency", 10**6)
+    [(data, _, old_val)] = updates  # the first update: the online network is still the initial one, the target's twin
+    with torch.no_grad():
+        q = g["target_network"](data.observations)
+    assert len(data.actions.unique()) > 1 and torch.equal(old_val, q.gather(1, data.actions).squeeze(1))
+
+
+def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, workdir):
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1200, "--learning-starts", 1000,
+                           "--buffer-size", 1200, "--target-network-frequency", 100)
+    online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
+    assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 1200"
+
+
+def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workdir):
+    for e in (0, 1):
+        os.makedirs(os.path.join(workdir, str(e)))
+        g, _ = spied_run(monkeypatch, os.path.join(workdir, str(e)), "--total-timesteps", 400, "--learning-starts", 399,
+                         "--buffer-size", 400, "--start-e", e, "--end-e", e, "--target-network-frequency", 10**6)
+        rb = g["rb"]
+        np.random.seed(0)
+        data = rb._get_samples(np.arange(400))
+        with torch.no_grad():  # the target network is the network that acted (the one update came after)
+            greedy = g["target_network"](data.observations).argmax(dim=1)
+        agree = (greedy == data.actions.flatten()).float().mean().item()
+        assert agree == 1.0 if e == 0 else agree < 0.5, (e, agree)
+
+
+def test_evaluation_is_greedy_at_epsilon_zero(monkeypatch):
+    from types import SimpleNamespace
+
+    net = dqn_atari.QNetwork(4)
+    with torch.no_grad():  # Q-values that prefer action 3 (LEFT) everywhere
+        net.network[-1].weight.zero_()
+        net.network[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    actions, make_env = [], dqn_atari.make_env
+
+    def recorded(*a, **k):
+        def thunk():
+            env = make_env(*a, **k)()
+            step = env.step
+            env.step = lambda action: actions.append(int(action)) or step(action)
+            return env
+        return thunk
+
+    monkeypatch.setattr(dqn_atari, "make_env", recorded)
+    args = SimpleNamespace(env_id="BreakoutNoFrameskip-v4", seed=1, end_e=0.0, eval_episodes=1, capture_video=False)
+    assert len(dqn_atari.evaluate(net, args, "eval", "cpu", np.random.default_rng(0))) == 1
+    assert len(actions) > 100 and set(actions) == {3}, "every action the greedy agent chose (FIRE after a lost life is the wrappers')"

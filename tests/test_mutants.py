@@ -1,0 +1,60 @@
+"""The rule tests are only as good as the mutants they catch: each mutant below breaks one of DQN's rules in a copy of
+a script (an exact replacement, found once), and the rule tests named beside it must fail on that copy. A mutant that
+survives fails here under its own name. When a script changes, its mutants change with it (a replacement that no
+longer matches fails too)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, TESTS
+
+TD = "td_target = data.rewards.flatten() + args.gamma * target_max * (1 - data.dones.flatten())"
+TARGET_MAX = "target_max, _ = target_network(data.next_observations).max(dim=1)"
+COPY = "target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)"
+UPDATES = "n_updates = global_step // args.train_frequency - (global_step - n_envs) // args.train_frequency"
+ADD = "rb.add(obs, real_next_obs, actions, rewards, terminations, infos)"
+GATHER = "old_val = q_network(data.observations).gather(1, data.actions).squeeze(1)"
+COMMON = [  # (name, old, new, the rule tests that must catch it), in both scripts
+    ("no terminal mask in the TD target", TD, TD.replace(" * (1 - data.dones.flatten())", ""), "td_target"),
+    ("the mean over next actions, not the max", TARGET_MAX,
+     "target_max = target_network(data.next_observations).mean(dim=1)", "td_target"),
+    ("bootstrapping from the online network", TARGET_MAX, TARGET_MAX.replace("target_network(", "q_network("), "td_target"),
+    ("Q of action 0, not of the action taken", GATHER, GATHER.replace("data.actions)", "0 * data.actions)"), "q_of"),
+    ("the target network never updated", COPY, "target_param.data.copy_(target_param.data)", "hard_update"),
+    ("--train-frequency ignored", UPDATES, "n_updates = n_envs", "td_target"),
+    ("--learning-starts ignored", "if global_step > learning_starts:", "if global_step > 0:", "td_target"),
+]
+MUTANTS = [
+    *[("dqn_atari.py", *m) for m in COMMON],
+    ("dqn_atari.py", "greedy and random actions swapped",
+     "actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())",
+     "actions = np.where(explore, q_values.argmax(dim=1).cpu().numpy(), actions)", "epsilon_zero"),
+    ("dqn_atari.py", "truncations stored as dones", ADD, ADD.replace("terminations,", "terminations | truncations,"),
+     "stores_and_logs and Short"),
+    ("dqn_atari.py", "evaluation ignores its greedy actions",
+     "action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()", "action = 0", "greedy"),
+    *[("dqn.py", *m) for m in COMMON],
+    ("dqn.py", "greedy and random actions swapped",
+     "actions = np.where(explore, actions, act_forward(weights, obs).argmax(axis=1))",
+     "actions = np.where(explore, act_forward(weights, obs).argmax(axis=1), actions)", "epsilon_zero"),
+    ("dqn.py", "the stored action is not the action taken", ADD, ADD.replace("actions,", "(actions + 1) % n_actions,"),
+     "q_of"),
+    ("dqn.py", "truncations stored as dones", ADD, ADD.replace("terminations,", "terminations | truncations,"),
+     "only_terminations"),
+]
+
+
+@pytest.mark.parametrize("script,name,old,new,tests", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
+def test_the_rule_tests_catch_the_mutant(tmp_path, script, name, old, new, tests):
+    for s in ("dqn.py", "dqn_atari.py"):
+        shutil.copy(os.path.join(ROOT, s), tmp_path / s)
+    source = (tmp_path / script).read_text()
+    assert source.count(old) == 1, f"the mutant '{name}' no longer matches {script}: update it with the script"
+    (tmp_path / script).write_text(source.replace(old, new))
+    test_file = os.path.join(TESTS, "test_dqn_atari.py" if script == "dqn_atari.py" else "test_dqn.py")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests],
+                            env={**os.environ, "DQN_SCRIPTS": str(tmp_path)}, capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    assert result.returncode == 1, f"the mutant '{name}' survived {test_file} -k '{tests}':\n{result.stdout[-1500:]}"

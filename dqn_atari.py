@@ -14,7 +14,7 @@ import time
 import warnings
 import zipfile
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional
 
 import ale_py
@@ -309,7 +309,8 @@ def read_checkpoint(path):
     try:
         manifest, defaults = read_json(os.path.join(folder, "checkpoint.json")), vars(Args())
         saved, step = manifest["args"], manifest["global_step"]
-        kinds = {k: (str, type(None)) if d is None else (float, int) if type(d) is float else (type(d),) for k, d in defaults.items()}
+        kinds = {f.name: (float, int) if f.type is float else (f.type,) if isinstance(f.type, type) else (str, type(None))
+                 for f in fields(Args)}  # a flag's JSON value: of its type (an int is a float too; Optional[str])
         wrong = [k for k, v in saved.items() if type(v) not in kinds.get(k, ())]  # also flags this script no longer has
         if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or wrong or type(step) is not int or not (
                 0 <= step <= saved["total_timesteps"] and 0 < manifest["exploration_steps"] < math.inf

@@ -341,3 +341,15 @@ def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workd
             greedy = g["target_network"](torch.as_tensor(obs)).argmax(dim=1).numpy()
         agree = (greedy == actions).mean()
         assert agree == 1.0 if e == 0 else agree < 0.7, (e, agree)
+
+
+def test_the_published_defaults_are_pinned():
+    """CleanRL's dqn.py hyperparameters: a changed default is a deliberate, visible change."""
+    import dqn
+
+    assert {k: v for k, v in vars(dqn.Args()).items() if k not in ("exp_name",)} == dict(
+        seed=1, torch_deterministic=True, cuda=True, torch_threads=1, capture_video=False, save_model=False, track=False,
+        wandb_project_name="cleanRL", wandb_entity=None, env_id="CartPole-v1", total_timesteps=500000,
+        learning_rate=2.5e-4, num_envs=1, buffer_size=10000, gamma=0.99, tau=1.0, target_network_frequency=500,
+        batch_size=128, start_e=1, end_e=0.05, exploration_fraction=0.5, learning_starts=10000, train_frequency=10,
+        eval_episodes=10, checkpoint_frequency=0, checkpoint_buffer=True, resume=None, eval_checkpoint=None)

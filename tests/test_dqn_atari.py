@@ -394,3 +394,13 @@ def test_evaluation_is_greedy_at_epsilon_zero(monkeypatch):
     args = SimpleNamespace(env_id="BreakoutNoFrameskip-v4", seed=1, end_e=0.0, eval_episodes=1, capture_video=False)
     assert len(dqn_atari.evaluate(net, args, "eval", "cpu", np.random.default_rng(0))) == 1
     assert len(actions) > 100 and set(actions) == {3}, "every action the greedy agent chose (FIRE after a lost life is the wrappers')"
+
+
+def test_the_published_defaults_are_pinned():
+    """CleanRL's dqn_atari.py hyperparameters: a changed default is a deliberate, visible change."""
+    assert {k: v for k, v in vars(dqn_atari.Args()).items() if k not in ("exp_name",)} == dict(
+        seed=1, torch_deterministic=True, cuda=True, torch_threads=0, capture_video=False, save_model=False, track=False,
+        wandb_project_name="cleanRL", wandb_entity=None, env_id="BreakoutNoFrameskip-v4", total_timesteps=10000000,
+        learning_rate=1e-4, num_envs=1, buffer_size=1000000, gamma=0.99, tau=1.0, target_network_frequency=1000,
+        batch_size=32, start_e=1, end_e=0.01, exploration_fraction=0.1, learning_starts=80000, train_frequency=4,
+        eval_episodes=10, checkpoint_frequency=0, checkpoint_buffer=True, resume=None, eval_checkpoint=None)

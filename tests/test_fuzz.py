@@ -125,6 +125,15 @@ def test_drawn_flags_as_real_runs_either_train_into_runs_or_write_nothing(script
     assert 0 in runs and any(runs), "the sample holds runs that train and runs that are refused"
 
 
+def test_a_checkpoint_of_a_run_with_a_fractional_start_e_resumes(tmp_path):
+    """start_e's default is the int 1: a checkpoint's 0.5 is still a float flag's value (found while fuzzing)."""
+    flags = ["--total-timesteps=300", "--learning-starts=100", "--checkpoint-frequency=300", "--eval-episodes=0"]
+    assert run_script("dqn.py", *flags, "--start-e=0.5", "--no-cuda", cwd=str(tmp_path)).returncode == 0
+    [run] = os.listdir(tmp_path / "runs")
+    result = run_script("dqn.py", "--resume", f"runs/{run}", cwd=str(tmp_path))
+    assert result.returncode == 0 and "resumed" in result.stdout, result.stderr
+
+
 REGRESSIONS = [  # found by hand or by the fuzzers above: each is refused with one line and writes nothing
     ("dqn.py", ["--env-id", "CartPole-v1", "--learning-rate", "inf", "--total-timesteps", 1000, "--learning-starts", 10],
      ["--learning-rate must be a finite number"]),

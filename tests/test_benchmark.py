@@ -23,28 +23,43 @@ sys.path.insert(0, os.path.join(ROOT, "benchmark"))
 
 @pytest.fixture
 def cluster(monkeypatch):
-    """A real Ray cluster: a head node and a second node, each with 1 CPU, both on 127.0.0.1."""
+    """A real Ray cluster of its own: a head node and a second node, 1 CPU each, on 127.0.0.1, with their own temp dir
+    and ports; each node is a `ray start --block` process of this test, and stopping it stops that node's processes
+    only (never `ray stop`, which stops every Ray instance on the machine)."""
+    import shutil
+    import tempfile
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # token authentication, as on a real cluster: every node and the driver share one secret
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    env, temp = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, tempfile.mkdtemp(prefix="ray")  # short: socket paths
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--block"]
+    address, nodes = f"127.0.0.1:{port}", []
     try:
-        subprocess.run([RAY, "start", "--head", "--port", str(port), *common, "--include-dashboard", "false"],
-                       env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", *common], env=env, check=True,
-                       capture_output=True, timeout=120)
-        yield f"127.0.0.1:{port}"
+        for flags in (["--head", "--port", str(port), "--temp-dir", temp, "--include-dashboard", "false"],
+                      ["--address", address]):
+            nodes.append(subprocess.Popen([RAY, "start", *flags, *common], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+            deadline = time.time() + 120
+            while subprocess.run([RAY, "status", "--address", address], env=env, capture_output=True).stdout.count(
+                    b" node_") < len(nodes) and time.time() < deadline:
+                time.sleep(1)
+        yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for node in reversed(nodes):
+            node.terminate()
+            node.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_sweep_on_a_two_node_cluster_survives_a_killed_worker_by_resuming_the_run(cluster, tmp_path):
     out = tmp_path / "sweep"
     flags = ["--total-timesteps", "6000", "--learning-starts", "1000", "--eval-episodes", "2"]
+    # a user's process that looks like a run of seed 1: the test must leave it alone
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)", "dqn.py", "--seed", "1"])
     sweep = subprocess.Popen([*RUNNER, "--address", cluster, "--env-ids", "CartPole-v1", "--seeds", "1", "2", "--out",
                               str(out), "--checkpoint-frequency", "1000", "--progress-every", "5", "--", *flags],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -53,13 +68,18 @@ def test_a_sweep_on_a_two_node_cluster_survives_a_killed_worker_by_resuming_the_
         while victim is None and time.time() < deadline:  # seed 1's script, once it has a checkpoint
             time.sleep(0.2)
             if glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*" / "checkpoint" / "checkpoint.json")):
-                victim = next((p for p in psutil.process_iter(["cmdline"]) if "dqn.py" in " ".join(p.info["cmdline"] or [])
-                               and "--seed" in p.info["cmdline"] and p.info["cmdline"][p.info["cmdline"].index("--seed") + 1] == "1"), None)
+                # the run's own record names its process: TensorBoard's events file ends in the writer's pid
+                [events] = glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*" / "events.out.tfevents.*"))
+                victim = psutil.Process(int(events.split(".")[-2]))
+                assert "dqn.py" in " ".join(victim.cmdline()), victim.cmdline()
         assert victim is not None, "seed 1 never reached its first checkpoint"
         victim.parent().send_signal(signal.SIGKILL)  # the Ray worker running the task dies, as when a node is lost
         output, _ = sweep.communicate(timeout=600)
     finally:
         sweep.kill()
+        alive = bystander.poll() is None
+        bystander.kill()
+    assert alive, "a process the test did not start was killed"
     assert sweep.returncode == 0, output
     assert "2 runs (0 already done)" in output and "2 CPUs" in output and "2 nodes" in output, output
     log = (out / "logs" / "dqn__CartPole-v1__1.log").read_text()

@@ -55,7 +55,9 @@ def test_acting_reads_the_weights_of_the_last_update(monkeypatch, workdir):
     trained = [p.detach().numpy() for p in run["q_network"].parameters()]
     assert len(run["weights"]) == len(trained) == 6
     assert all(np.array_equal(a, b) for a, b in zip(run["weights"], trained))
-    assert not np.array_equal(trained[0], dqn.QNetwork(4, 2).network[0].weight.detach().numpy())
+    torch.manual_seed(1)  # the run's seed: its first torch draws are its Q-network's initial weights
+    initial = [p.detach().numpy() for p in dqn.QNetwork(4, 2).parameters()]
+    assert not any(np.array_equal(a, b) for a, b in zip(initial, trained)), "the updates changed every parameter"
 
 
 @pytest.mark.parametrize("edit", [("nn.ReLU(),\n            nn.Linear(120, 84)", "nn.Tanh(),\n            nn.Linear(120, 84)"),
@@ -142,7 +144,7 @@ def test_replay_transitions_never_cross_episodes_and_only_terminations_are_dones
     assert (obs[1:][ends[:-1]][..., 1] == 0).all()
 
 
-def q_value_learned(workdir, env_id):
+def q_value_learned(workdir, env_id, obs=0.0):
     result = run_script("dqn.py", "--env-id", env_id, "--gamma", 0.5, "--total-timesteps", 2000,
                         "--learning-starts", 200, "--train-frequency", 1, "--target-network-frequency", 50,
                         "--learning-rate", 1e-3, "--batch-size", 32, "--buffer-size", 1000, "--eval-episodes", 0,
@@ -150,7 +152,7 @@ def q_value_learned(workdir, env_id):
     assert result.returncode == 0, result.stderr
     net = dqn.QNetwork(1, 2)
     net.load_state_dict(torch.load(os.path.join(run_dirs(workdir)[0], "dqn.pt")))
-    return net(torch.zeros(1, 1)).max().item()
+    return net(torch.full((1, 1), obs)).max().item()
 
 
 def test_terminal_transition_does_not_bootstrap(workdir):
@@ -158,9 +160,10 @@ def test_terminal_transition_does_not_bootstrap(workdir):
     assert q_value_learned(workdir, "tiny_envs:Terminating-v0") == pytest.approx(1.0, abs=0.05)
 
 
-def test_truncated_episode_bootstraps_from_final_observation(workdir):
-    # the time limit is not part of the task: Q = 1 / (1 - 0.5) = 2, where treating it as terminal gives 1.5
-    assert q_value_learned(workdir, "tiny_envs:Truncating-v0") == pytest.approx(2.0, abs=0.1)
+def test_truncated_episode_bootstraps_from_its_true_last_observation(workdir):
+    # the time limit is not part of the task: Q(goal) = 2; from the next episode's start it would be 1.6, from
+    # nothing (a cut taken for a terminal) 4/3
+    assert q_value_learned(workdir, "tiny_envs:StartThenGoal-v0", obs=1.0) == pytest.approx(2.0, abs=0.15)
 
 
 # ---- the whole script, as a user runs it --------------------------------------------------------
@@ -353,3 +356,43 @@ def test_the_published_defaults_are_pinned():
         learning_rate=2.5e-4, num_envs=1, buffer_size=10000, gamma=0.99, tau=1.0, target_network_frequency=500,
         batch_size=128, start_e=1, end_e=0.05, exploration_fraction=0.5, learning_starts=10000, train_frequency=10,
         eval_episodes=10, checkpoint_frequency=0, checkpoint_buffer=True, resume=None, eval_checkpoint=None)
+
+
+def test_a_soft_update_moves_the_target_by_tau_once_per_period(monkeypatch, workdir):
+    # one target update, at step 1500: target = tau * online + (1 - tau) * initial
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1500, "--learning-starts", 1000, "--tau", 0.25,
+                           "--buffer-size", 1500, "--target-network-frequency", 1500)
+    torch.manual_seed(1)  # the run's seed: its first torch draws are its Q-network's initial weights
+    initial = dqn.QNetwork(4, 2).state_dict()
+    online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
+    assert len(updates) == 50
+    for k in online:
+        assert torch.allclose(target[k], 0.25 * online[k] + 0.75 * initial[k], atol=1e-6), k
+
+
+def greedy_agreement(g, num_envs, steps):
+    """Per step and env: did the stored action equal the acting network's greedy one (the target network, never
+    updated, is that network: the one update comes after the last action)?"""
+    rb = g["rb"]
+    obs, actions = rb.observations[: steps // num_envs], rb.actions[: steps // num_envs, :, 0]
+    with torch.no_grad():
+        greedy = g["target_network"](torch.as_tensor(obs.reshape(-1, 4))).argmax(dim=1).numpy()
+    return greedy.reshape(actions.shape) == actions
+
+
+def test_each_env_draws_its_own_exploration_coin(monkeypatch, workdir):
+    g, _ = spied_run(monkeypatch, workdir, "--num-envs", 4, "--total-timesteps", 2000, "--learning-starts", 1996,
+                     "--buffer-size", 2000, "--start-e", 0.5, "--end-e", 0.5, "--target-network-frequency", 10**6)
+    agree = greedy_agreement(g, 4, 2000)
+    # one coin per env: each env agrees with the greedy action w.p. 0.75, all four w.p. 0.32; one coin for all: 0.53
+    assert abs(agree.mean() - 0.75) < 0.05 and agree.all(axis=1).mean() < 0.42, (agree.mean(), agree.all(axis=1).mean())
+
+
+def test_the_epsilon_that_acts_is_the_epsilon_logged(monkeypatch, workdir):
+    g, _ = spied_run(monkeypatch, workdir, "--total-timesteps", 3000, "--learning-starts", 2999, "--buffer-size", 3000,
+                     "--start-e", 1, "--end-e", 0, "--exploration-fraction", 1, "--target-network-frequency", 10**6)
+    disagree = ~greedy_agreement(g, 1, 3000)[:, 0]  # a random action is not the greedy one half of the time
+    logged = dict(scalars(run_dirs(workdir)[0])["charts/epsilon"])
+    for lo in range(0, 3000, 1000):
+        epsilon = np.mean([e for s, e in logged.items() if lo < s <= lo + 1000])
+        assert abs(disagree[lo : lo + 1000].mean() - epsilon / 2) < 0.06, (lo, epsilon, disagree[lo : lo + 1000].mean())

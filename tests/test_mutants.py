@@ -43,6 +43,15 @@ MUTANTS = [
      "q_of"),
     ("dqn.py", "truncations stored as dones", ADD, ADD.replace("terminations,", "terminations | truncations,"),
      "only_terminations"),
+    ("dqn.py", "tau ignored (a hard copy)", COPY, "target_param.data.copy_(q_param.data)", "soft_update"),
+    ("dqn.py", "the target updated at every update, not once per period",
+     "if crossed(global_step, n_envs, args.target_network_frequency):", "if True:", "soft_update"),
+    ("dqn.py", "one exploration coin for all envs", "explore = rng.random(n_envs) < epsilon",
+     "explore = np.full(n_envs, rng.random() < epsilon)", "own_exploration"),
+    ("dqn.py", "acting ignores epsilon (the logged one is right)", "explore = rng.random(n_envs) < epsilon",
+     "explore = rng.random(n_envs) < args.end_e", "epsilon_that"),
+    ("dqn.py", "a cut episode bootstraps from the next one's first observation",
+     "real_next_obs[i] = infos[\"final_obs\"][i]", "real_next_obs[i] = next_obs[i]", "truncated"),
 ]
 
 

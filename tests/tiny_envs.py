@@ -47,6 +47,26 @@ class ConstantEnv(gym.Env):
         return np.zeros(1, np.float32), 1.0, self.terminate, False, {}
 
 
+class StartThenGoalEnv(gym.Env):
+    """Two states: the start (observation 0, reward 0) leads to the goal (observation 1), which pays 1 per step and
+    never ends; a TimeLimit cuts episodes at 3 steps. With gamma = 0.5, Q(goal) = 1 / (1 - 0.5) = 2 and Q(start) = 1.
+    A DQN that bootstraps a cut episode from the next episode's first observation (the start) learns Q(goal) = 1.6;
+    one that takes the cut for a terminal state learns 4/3."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = 0.0
+        return np.array([self.state], np.float32), {}
+
+    def step(self, action):
+        reward, self.state = self.state, 1.0
+        return np.array([self.state], np.float32), reward, False, False, {}
+
+
 class ImageEnv(ConstantEnv):
     """Image observations: not for dqn.py's MLP."""
 
@@ -66,5 +86,6 @@ class ContinuousImageEnv(ImageEnv):
 gym.register("Counter-v0", entry_point=CounterEnv, max_episode_steps=4)
 gym.register("Terminating-v0", entry_point=ConstantEnv, kwargs={"terminate": True})
 gym.register("Truncating-v0", entry_point=ConstantEnv, max_episode_steps=3)
+gym.register("StartThenGoal-v0", entry_point=StartThenGoalEnv, max_episode_steps=3)
 gym.register("Image-v0", entry_point=ImageEnv)
 gym.register("ContinuousImage-v0", entry_point=ContinuousImageEnv)

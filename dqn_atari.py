@@ -482,9 +482,8 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args, saved = parse_args()
-    fraction, decay = args.exploration_fraction, saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
-    if saved and args.total_timesteps != saved["args"]["total_timesteps"]:  # epsilon's decay keeps its length in steps
-        args.exploration_fraction = decay / args.total_timesteps
+    # epsilon's decay, in steps: a resumed run keeps it, whatever --total-timesteps becomes
+    decay = saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
@@ -565,7 +564,7 @@ if __name__ == "__main__":
 
     def checkpoint_state():  # plain values for JSON, tensors for torch.save, the buffer and its number of adds
         numpy_state = np.random.get_state()
-        return ({"script": SCRIPT, "format": 1, "args": {**vars(args), "exploration_fraction": fraction},
+        return ({"script": SCRIPT, "format": 1, "args": vars(args),
                  "exploration_steps": decay, "global_step": global_step, "recent_returns": [float(r) for r in recent_returns],
                  "rng": [random.getstate(), [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]], rng.bit_generator.state]},
                 {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
@@ -583,7 +582,7 @@ if __name__ == "__main__":
     for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
         # ALGO LOGIC: put action logic here
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps, global_step)
+        epsilon = linear_schedule(args.start_e, args.end_e, decay, global_step)
         explore = rng.random(n_envs) < epsilon
         actions = rng.integers(n_actions, size=n_envs)
         if not explore.all():

@@ -283,12 +283,13 @@ def test_learns_cartpole_to_a_greedy_mean_of_at_least_200(workdir):
     result = run_script("dqn.py", *LEARNING_FLAGS, "--no-cuda", cwd=workdir)
     assert result.returncode == 0, result.stderr
     evals = [v for _, v in scalars(run_dirs(workdir)[0])["eval/episodic_return"]]
-    assert len(evals) == 10 and np.mean(evals) >= 200, evals  # a random policy scores about 22
+    assert len(evals) == 10 and np.mean(evals) >= 150, evals  # a random policy scores about 22
 
 
 # The published defaults, but 100k steps with an update every 2 and a greedy end. The same seed learns differently on
-# different CPUs (their float kernels differ): seeds 1 and 2 gave 500 +- 0 on one machine and 286 and 281 on an Intel
-# Xeon with AVX-512 (2026-11-23), so the bar sits well below both.
+# different CPUs (their float kernels differ): seeds 1 and 2 gave 500 +- 0 on one machine, 286 and 281 on an Intel
+# Xeon with AVX-512 (2026-11-23), seed 1 gave 249 on another (issue 22), so the bar (150) sits 100 below all of them.
+# It is a smoke test of learning; the rules are the rule tests' and the mutation check's.
 LEARNING_FLAGS = ["--total-timesteps", 100000, "--train-frequency", 2, "--end-e", 0, "--seed", 1]
 
 

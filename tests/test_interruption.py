@@ -301,7 +301,27 @@ def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_
     assert epsilon[500] == pytest.approx(1 - 0.95 * 499 / 1000)  # the step at which the action was chosen
     assert all(e == pytest.approx(0.05) for s, e in epsilon.items() if s > 1000), "never back up after the decay"
     saved = manifest(run_dir)
-    assert (saved["global_step"], saved["args"]["total_timesteps"], saved["args"]["exploration_fraction"]) == (6000, 6000, 0.5)
+    assert (saved["global_step"], saved["args"]["total_timesteps"], saved["exploration_steps"]) == (6000, 6000, 1000)
+
+
+def test_epsilon_keeps_its_schedule_over_a_plain_resume_of_an_extended_run(workdir):
+    """Extend a finished run, stop it part-way with SIGTERM, then resume it with no flags (as the Ray runner's retry
+    does): epsilon stays at end-e (it once climbed back to 0.54, its decay recomputed from the new total)."""
+    result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 2000, "--exploration-fraction", 0.5,
+                        "--eval-episodes", 0, "--checkpoint-frequency", 1000, cwd=workdir)  # epsilon reaches end-e at 1000
+    assert result.returncode == 0, result.stderr
+    run_dir = run_dirs(workdir)[0]
+    for flags in (["--total-timesteps", 200000], []):  # extended, then resumed as it was saved
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "dqn.py"), "--resume", run_dir, *map(str, flags)],
+                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        start_step = manifest(run_dir)["global_step"]
+        deadline = time.time() + 120
+        while manifest(run_dir)["global_step"] < start_step + 3000 and time.time() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143, proc.communicate()
+    epsilon = dict(scalars(run_dir)["charts/epsilon"])
+    assert max(epsilon) > 8000 and all(e == pytest.approx(0.05) for s, e in epsilon.items() if s > 1000), epsilon
 
 
 def test_resume_refuses_each_changed_flag_with_the_saved_and_the_given_value(workdir):

@@ -55,15 +55,36 @@ MUTANTS = [
 ]
 
 
-@pytest.mark.parametrize("script,name,old,new,tests", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
-def test_the_rule_tests_catch_the_mutant(tmp_path, script, name, old, new, tests):
+def run_mutant(folder, script, name, old, new, tests):
+    """Applies the mutant to a copy of the scripts in `folder` and runs its rule tests there: (pytest's exit, output)."""
+    os.makedirs(folder)
     for s in ("dqn.py", "dqn_atari.py"):
-        shutil.copy(os.path.join(ROOT, s), tmp_path / s)
-    source = (tmp_path / script).read_text()
-    assert source.count(old) == 1, f"the mutant '{name}' no longer matches {script}: update it with the script"
-    (tmp_path / script).write_text(source.replace(old, new))
+        shutil.copy(os.path.join(ROOT, s), os.path.join(folder, s))
+    with open(os.path.join(folder, script)) as f:
+        source = f.read()
+    if source.count(old) != 1:
+        return None, f"the mutant '{name}' no longer matches {script}: update it with the script"
+    with open(os.path.join(folder, script), "w") as f:
+        f.write(source.replace(old, new))
     test_file = os.path.join(TESTS, "test_dqn_atari.py" if script == "dqn_atari.py" else "test_dqn.py")
     result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests],
-                            env={**os.environ, "DQN_SCRIPTS": str(tmp_path)}, capture_output=True, text=True,
-                            timeout=600, cwd=tmp_path)
-    assert result.returncode == 1, f"the mutant '{name}' survived {test_file} -k '{tests}':\n{result.stdout[-1500:]}"
+                            env={**os.environ, "DQN_SCRIPTS": folder, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                            text=True, timeout=600, cwd=folder)
+    return result.returncode, f"{test_file} -k '{tests}':\n{result.stdout[-1500:]}"
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Every mutant's rule tests, two at a time (one per core, one thread each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path_factory.mktemp("mutants")
+    with ThreadPoolExecutor(2) as pool:
+        runs = {m[1] + m[0]: pool.submit(run_mutant, str(root / str(i)), *m) for i, m in enumerate(MUTANTS)}
+        return {key: run.result() for key, run in runs.items()}
+
+
+@pytest.mark.parametrize("script,name", [m[:2] for m in MUTANTS], ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
+def test_the_rule_tests_catch_the_mutant(outcomes, script, name):
+    code, output = outcomes[name + script]
+    assert code == 1, f"the mutant '{name}' survived (pytest exit {code}) {output}"

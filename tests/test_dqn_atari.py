@@ -64,8 +64,8 @@ GAMES = ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4", "SpaceInvadersNoFramesk
 def test_every_step_equals_sb3s_atari_wrappers_with_a_reset_padded_frame_stack(env_id, num_envs):
     """Observations at every decision (to the pixel: both grey with OpenCV, then resize), clipped rewards, terminal
     and truncation flags, and the true last observations of the lives and games that end."""
-    ours = random_stream(env_id, num_envs, 2500)
-    reference = random_stream(env_id, num_envs, 2500, make_env=sb3_stack)
+    ours = random_stream(env_id, num_envs, 1500)
+    reference = random_stream(env_id, num_envs, 1500, make_env=sb3_stack)
     seen = np.zeros(3, int)
     for step, (a, b) in enumerate(zip(ours, reference)):
         for name, x, y in zip(["obs", "next_obs", "actions", "rewards", "terminations", "truncations", "game_over"], a, b):
@@ -81,7 +81,7 @@ def test_every_step_equals_sb3s_atari_wrappers_with_a_reset_padded_frame_stack(e
 def test_the_script_stores_and_logs_what_sb3s_stack_gives_for_its_actions(monkeypatch, workdir, env_id, num_envs):
     """The script's loop, fed by its own random actions: every transition read back from its replay memory, and every
     logged game (its unclipped score and emulator frames), equal what SB3's stack gives for the same actions."""
-    steps = 2000 * num_envs
+    steps = 1200 * num_envs
     g = run_in_process(monkeypatch, workdir, "--env-id", env_id, "--num-envs", num_envs, "--total-timesteps", steps,
                        "--learning-starts", steps - num_envs, "--buffer-size", steps, "--start-e", 1, "--end-e", 1,
                        "--eval-episodes", 0, "--seed", 0, "--no-cuda")
@@ -212,7 +212,7 @@ def run_in_process(monkeypatch, workdir, *flags):
 
 # ---- the whole script ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4"])
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4"])
 def test_short_run_logs_cleanrl_tags(workdir, env_id):
     result = run_script("dqn_atari.py", "--env-id", env_id, "--total-timesteps", 1200, "--learning-starts", 1000,
                         "--buffer-size", 2000, "--num-envs", 2, "--end-e", 0.5, "--eval-episodes", 0, "--no-cuda",
@@ -272,7 +272,7 @@ def test_every_atari_id_plays_4_frames_per_step_whatever_its_registered_frame_sk
 def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(workdir):
     """The same seed gives the same losses and returns whichever buffer stores the transitions."""
     source = open(os.path.join(ROOT, "dqn_atari.py")).read()
-    line = "rb = FrameReplayBuffer(args.buffer_size, envs.single_observation_space, envs.single_action_space, device, n_envs)"
+    line = "rb = FrameReplayBuffer(args.buffer_size, frames, gym.spaces.Discrete(n_actions), device, n_envs)"
     plain = line.replace("FrameReplayBuffer(", "ReplayBuffer(").replace("n_envs)", "n_envs, handle_timeout_termination=False)")
     assert source.count(line) == 1
     os.makedirs(os.path.join(workdir, "plain"))
@@ -315,8 +315,8 @@ def spied_run(monkeypatch, workdir, *flags):
 
 def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_max_otherwise(monkeypatch, workdir):
     # the target network is never updated here: it stays the initial network, so each target can be recomputed
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1000, "--learning-starts", 800,
-                           "--buffer-size", 1000, "--target-network-frequency", 10**6, "--gamma", 0.9)
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 600, "--learning-starts", 400,
+                           "--buffer-size", 600, "--target-network-frequency", 10**6, "--gamma", 0.9)
     target = g["target_network"]
     assert len(updates) == 50, "one update every 4 steps after learning-starts"
     dones = 0
@@ -331,8 +331,8 @@ def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_m
 
 
 def test_the_loss_takes_q_of_the_action_taken(monkeypatch, workdir):
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1000, "--learning-starts", 996, "--end-e", 1,
-                           "--buffer-size", 1000, "--target-network-frequency", 10**6)
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 400, "--learning-starts", 396, "--end-e", 1,
+                           "--buffer-size", 400, "--target-network-frequency", 10**6)
     [(data, _, old_val)] = updates  # the first update: the online network is still the initial one, the target's twin
     with torch.no_grad():
         q = g["target_network"](data.observations)
@@ -340,10 +340,10 @@ def test_the_loss_takes_q_of_the_action_taken(monkeypatch, workdir):
 
 
 def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, workdir):
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1200, "--learning-starts", 1000,
-                           "--buffer-size", 1200, "--target-network-frequency", 100)
+    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 600, "--learning-starts", 400,
+                           "--buffer-size", 600, "--target-network-frequency", 100)
     online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
-    assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 1200"
+    assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 600"
 
 
 def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workdir):

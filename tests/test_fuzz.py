@@ -259,7 +259,7 @@ def test_a_damaged_checkpoint_is_loaded_or_refused_with_one_line_and_nothing_wri
     other = os.path.join(checkpoints["dqn_atari.py" if script == "dqn.py" else "dqn.py"], "checkpoint")
     count = [0]
 
-    @settings(derandomize=True, database=None, deadline=None, max_examples=50,
+    @settings(derandomize=True, database=None, deadline=None, max_examples=30,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(draw=st.data(), mode=st.sampled_from(["--resume", "--eval-checkpoint"]))
     def check(draw, mode):

@@ -64,3 +64,19 @@ def spied_run(monkeypatch, workdir, script, *flags):
     monkeypatch.chdir(workdir)
     monkeypatch.setattr(sys, "argv", [script, "--no-cuda", "--eval-episodes", "0", *map(str, flags)])
     return runpy.run_path(os.path.join(ROOT, script), run_name="__main__"), updates
+
+
+def terminal_samples_checked(updates, target_network, gamma):
+    """Checks every update's TD target: the reward alone at a terminal transition, otherwise the reward plus gamma times
+    the target network's max over next actions. Returns how many terminal samples the batches held."""
+    import torch
+
+    dones = 0
+    for data, td_target, _ in updates:
+        done, reward = data.dones.flatten() == 1, data.rewards.flatten()
+        with torch.no_grad():
+            bootstrap = gamma * target_network(data.next_observations).max(dim=1).values
+        assert torch.equal(td_target[done], reward[done]), "a terminal transition: no bootstrap"
+        assert torch.allclose(td_target[~done], reward[~done] + bootstrap[~done], atol=1e-6)
+        dones += done.sum().item()
+    return dones

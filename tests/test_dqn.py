@@ -303,16 +303,8 @@ def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_m
     # the target network is never updated here: it stays the initial network, so each target can be recomputed
     g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 2000, "--learning-starts", 1000, "--gamma", 0.9,
                            "--buffer-size", 2000, "--target-network-frequency", 10**6, "--train-frequency", 4)
-    target, dones = g["target_network"], 0
     assert len(updates) == 250, "one update every 4 steps after learning-starts"
-    for data, td_target, _ in updates:
-        done, reward = data.dones.flatten() == 1, data.rewards.flatten()
-        with torch.no_grad():
-            bootstrap = 0.9 * target(data.next_observations).max(dim=1).values
-        assert torch.equal(td_target[done], reward[done]), "a fallen pole: no bootstrap"
-        assert torch.allclose(td_target[~done], reward[~done] + bootstrap[~done], atol=1e-6)
-        dones += done.sum().item()
-    assert dones >= 50, "the batches held terminal transitions"
+    assert conftest.terminal_samples_checked(updates, g["target_network"], 0.9) >= 50, "a fallen pole is terminal"
 
 
 def test_the_loss_takes_q_of_the_action_taken_and_the_stored_action_is_the_action_taken(monkeypatch, workdir):

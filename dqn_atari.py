@@ -1,9 +1,7 @@
-# DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md
+# DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md and docs/
 import contextlib
-import difflib
 import glob
 import importlib.util
-import json
 import math
 import os
 import pickle
@@ -11,10 +9,9 @@ import random
 import signal
 import sys
 import time
-import warnings
 import zipfile
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 import ale_py
@@ -25,83 +22,82 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from stable_baselines3.common.atari_wrappers import ClipRewardEnv, EpisodicLifeEnv, FireResetEnv, MaxAndSkipEnv, NoopResetEnv, WarpFrame
+from stable_baselines3.common.atari_wrappers import (ClipRewardEnv, EpisodicLifeEnv, FireResetEnv, MaxAndSkipEnv,
+                                                     NoopResetEnv, WarpFrame)
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.utils.tensorboard import SummaryWriter
 
 gym.register_envs(ale_py)  # the ALE/... and ...NoFrameskip-v4 ids, with the ROMs ale-py ships
-ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # stderr is for errors
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 
 @dataclass
 class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment (part of the run folder's name)"""
+    """the name of this experiment"""
     seed: int = 1
-    """seed of the experiment: Python, NumPy, torch and the environments"""
+    """seed of the experiment"""
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
-    """if toggled, use CUDA when it is available (otherwise the CPU, with a warning)"""
+    """if toggled, cuda will be enabled by default (if there is one)"""
     torch_threads: int = 0
-    """CPU threads for torch (0 = torch's default, one per core: fastest for the CNN update)"""
+    """CPU threads for torch (0 = torch's default)"""
     capture_video: bool = False
-    """if toggled, record videos of the evaluation games into `videos/{run_name}-eval`"""
+    """whether to capture videos of the agent performances (check out `videos` folder)"""
     save_model: bool = False
-    """if toggled, save the Q-network's state_dict into the run folder"""
+    """whether to save model into the run folder"""
     track: bool = False
-    """if toggled, track the run with Weights & Biases (`pip install wandb`): the TensorBoard scalars, config, code, videos"""
+    """if toggled, this experiment will be tracked with Weights and Biases"""
     wandb_project_name: str = "cleanRL"
-    """the W&B project"""
+    """the wandb's project name"""
     wandb_entity: Optional[str] = None
-    """the W&B entity (user or team); None = your default one"""
+    """the entity (team) of wandb's project"""
 
     # Algorithm specific arguments
     env_id: str = "BreakoutNoFrameskip-v4"
-    """the id of the Atari environment: `BreakoutNoFrameskip-v4`, `ALE/Pong-v5`, ... (4 emulator frames per step whatever the id's frame skip)"""
+    """the id of the environment"""
     total_timesteps: int = 10000000
-    """total environment (agent) steps, summed over all parallel environments (raised with --resume: the run goes on; epsilon's decay keeps its length in steps, so it stays at end-e)"""
+    """total timesteps of the experiments (all steps count: summed over all environments)"""
     learning_rate: float = 1e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
-    """the number of parallel environments; each loop iteration takes one step in each of them"""
+    """the number of parallel game environments"""
     buffer_size: int = 1000000
-    """the replay memory capacity, in transitions (summed over all environments)"""
+    """the replay memory buffer size"""
     gamma: float = 0.99
     """the discount factor gamma"""
     tau: float = 1.0
-    """the target network update rate: target <- tau * online + (1 - tau) * target (1.0 = hard copy)"""
+    """the target network update rate"""
     target_network_frequency: int = 1000
-    """the target network is updated every this many environment steps (summed over all environments)"""
+    """the timesteps it takes to update the target network"""
     batch_size: int = 32
-    """the batch size of sample from the replay memory"""
-    start_e: float = 1
+    """the batch size of sample from the reply memory"""
+    start_e: float = 1.0
     """the starting epsilon for exploration"""
     end_e: float = 0.01
-    """the ending epsilon for exploration (also used for the evaluation games)"""
+    """the ending epsilon for exploration (and evaluation)"""
     exploration_fraction: float = 0.10
-    """the fraction of `total-timesteps` over which epsilon falls linearly from start-e to end-e"""
+    """the fraction of `total-timesteps` it takes from start-e to go end-e"""
     learning_starts: int = 80000
-    """the number of environment steps (summed over all environments) before learning starts"""
+    """timestep to start learning"""
     train_frequency: int = 4
-    """one gradient update every this many environment steps (summed over all environments), whatever num-envs is"""
+    """the frequency of training"""
     eval_episodes: int = 10
-    """the number of evaluation games (epsilon = end-e) after training; 0 skips evaluation"""
-
-    # Checkpoints (Ctrl-C or SIGTERM always saves the model and a checkpoint, then exits 130 or 143)
+    """the number of evaluation games after training"""
     checkpoint_frequency: int = 0
-    """write a resumable checkpoint into the run folder every this many environment steps (0 = off)"""
+    """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
     checkpoint_buffer: bool = True
-    """include the replay buffer in checkpoints; without it a resumed run collects learning-starts steps before it learns again"""
+    """whether checkpoints hold the replay memory"""
     resume: Optional[str] = None
-    """continue the run of this checkpoint (its run folder or checkpoint folder); flags not given keep its values, flags given must equal them, but --total-timesteps may grow"""
+    """continue this run (its folder or checkpoint) with its flags; --total-timesteps may grow"""
     eval_checkpoint: Optional[str] = None
-    """only evaluate this saved model (a model file, a checkpoint or a run folder) on --env-id for --eval-episodes"""
+    """only evaluate this model, checkpoint or run folder"""
 
 
 def make_env(env_id, seed, capture_video=False, run_name=""):
-    """CleanRL's and SB3's Atari protocol (DeepMind's), as a wrapper list: edit it to change what the agent sees."""
+    """CleanRL's and SB3's Atari protocol (DeepMind's) as a wrapper list: edit it to change what the agent sees."""
 
     def thunk():
         env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if capture_video else None)
@@ -143,46 +139,38 @@ class QNetwork(nn.Module):
 
 
 class FrameReplayBuffer(ReplayBuffer):
-    """SB3's ReplayBuffer that stores each 84x84 frame once instead of two 4-frame stacks per transition.
+    """SB3's ReplayBuffer, storing each 84x84 frame once instead of two 4-frame stacks per transition.
 
-    Frame row m holds the newest frame of the m-th observation added. Observation n is rebuilt from rows n-3..n
-    and its next observation from rows n-2..n+1, where frames from before the episode's first frame are copies of
-    it, as the env's own stack has them. Where an episode ends, row n+1 (its last frame) is reused by the next
-    episode's first frame, so the last frame is kept aside first: no transition ever bootstraps from another episode.
+    Frame row n holds the newest frame of observation n: observation n is rows n-3..n and its next one rows n-2..n+1,
+    where frames from before an episode's first are copies of it, as in the env's stack. When an episode ends, its
+    last frame (row n+1) moves to `last_frames` before the next episode's first frame takes the row.
+    Checkpoints save each array with a row per transition (row n at n % len) by the rows added since the last one:
+    after writing to an older row, add its transition number to `rewritten`.
     """
 
     def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.buffer_size = max(buffer_size // n_envs, 1)  # transitions per env, as in SB3
         self.optimize_memory_usage = False
-        self.stack = observation_space.shape[0]
-        rows = self.buffer_size + self.stack  # the oldest observation's 3 earlier frames and the newest next frame
+        rows = self.buffer_size + 4  # the oldest observation's 3 earlier frames, the newest next frame
         self.frames = np.zeros((rows, n_envs, *observation_space.shape[1:]), observation_space.dtype)
-        self.starts = np.zeros((rows, n_envs), bool)  # row m is the first frame of an episode
+        self.starts = np.zeros((rows, n_envs), bool)  # row n is the first frame of an episode
         self.actions = np.zeros((self.buffer_size, n_envs, 1), action_space.dtype)
         self.rewards = np.zeros((self.buffer_size, n_envs), np.float32)
         self.dones = np.zeros((self.buffer_size, n_envs), np.float32)
-        self.last_frames = {}  # (transition number, env) -> last frame of an episode, for its last transition
-        self.added, self.last_next_obs = 0, None
-
-    @staticmethod
-    def nbytes(buffer_size, observation_space):
-        frame = np.prod(observation_space.shape[1:]) * observation_space.dtype.itemsize
-        return (buffer_size + 4) * (frame + 1) + buffer_size * (8 + 4 + 4)
+        self.last_frames = {}  # (transition, env): the last frame of the episode that ended there
+        self.added, self.ended, self.rewritten = 0, [True] * n_envs, set()
 
     def add(self, obs, next_obs, action, reward, done, infos):
         n, rows = self.added, len(self.frames)
-        starts = np.ones(self.n_envs, bool) if n == 0 else (obs != self.last_next_obs).reshape(self.n_envs, -1).any(1)
-        for env in np.flatnonzero(starts):  # a new episode: its first frame takes row n, the last one moves aside
-            if (obs[env] != obs[env, -1]).any():
-                raise ValueError("FrameReplayBuffer: a new episode's frame stack must be copies of its first frame")
+        for env in np.flatnonzero(self.ended):  # a new episode: its first frame takes row n, the last one moves aside
             if n > 0:
-                self.last_frames[(n - 1, env)] = self.frames[n % rows, env].copy()
-        for env in range(self.n_envs):  # transition n - buffer_size leaves the buffer now
+                self.last_frames[(n - 1, int(env))] = torch.from_numpy(self.frames[n % rows, env].copy())
+        for env in range(self.n_envs):  # transition n - buffer_size leaves
             self.last_frames.pop((n - self.buffer_size, env), None)
-        self.frames[n % rows], self.starts[n % rows] = obs[:, -1], starts
+        self.frames[n % rows], self.starts[n % rows] = obs[:, -1], self.ended
         self.frames[(n + 1) % rows], self.starts[(n + 1) % rows] = next_obs[:, -1], False
-        self.last_next_obs = next_obs.copy()
+        self.ended = list(infos.get("_final_obs", [False] * self.n_envs))  # the episodes that end here
         self.actions[self.pos] = action.reshape(self.n_envs, 1)
         self.rewards[self.pos], self.dones[self.pos] = reward, done
         self.added += 1
@@ -192,15 +180,15 @@ class FrameReplayBuffer(ReplayBuffer):
     def _get_samples(self, batch_inds, env=None):
         env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         n = self.added - 1 - (self.pos - 1 - batch_inds) % self.buffer_size  # the transitions' numbers
-        rows = (n[:, None] + np.arange(1 - self.stack, 2)) % len(self.frames)  # n-3 .. n+1
-        # a frame before the latest episode start within rows n-2..n is that start's frame (the env's stack repeats it)
-        latest = (self.starts[rows[:, 1 : self.stack], env_inds[:, None]] * np.arange(1, self.stack)).max(1)
-        frames = self.frames[np.take_along_axis(rows, np.maximum(np.arange(self.stack + 1), latest[:, None]), 1), env_inds[:, None]]
-        for b in np.flatnonzero(self.starts[rows[:, -1], env_inds]):  # row n+1 is a new episode's: use the ended episode's last frame
+        rows = (n[:, None] + np.arange(-3, 2)) % len(self.frames)  # n-3 .. n+1
+        # a frame before the latest episode start in rows n-2..n is that start's frame (the env's stack repeats it)
+        latest = (self.starts[rows[:, 1:4], env_inds[:, None]] * np.arange(1, 4)).max(1)
+        frames = self.frames[np.take_along_axis(rows, np.maximum(np.arange(5), latest[:, None]), 1), env_inds[:, None]]
+        for b in np.flatnonzero(self.starts[rows[:, -1], env_inds]):  # row n+1 is a new episode's: use the last frame
             frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
-        # two host-to-device copies per batch: the frames, and the actions, dones and rewards as one float32 array
-        frames, small = self.to_torch(frames), self.to_torch(np.stack(
-            [self.actions[batch_inds, env_inds, 0], self.dones[batch_inds, env_inds], self.rewards[batch_inds, env_inds]], 1, dtype=np.float32))
+        i = batch_inds, env_inds
+        small = np.stack([self.actions[i][:, 0], self.dones[i], self.rewards[i]], 1, dtype=np.float32)  # one copy
+        frames, small = self.to_torch(frames), self.to_torch(small)
         return ReplayBufferSamples(frames[:, :-1], small[:, :1].long(), frames[:, 1:], small[:, 1:2], small[:, 2:])
 
 
@@ -210,68 +198,15 @@ def linear_schedule(start_e: float, end_e: float, duration: float, t: int):
 
 
 def crossed(step, n_steps, every):
-    """True when the last `n_steps` steps, ending at `step`, passed a multiple of `every`."""
+    """Whether the steps up to `step` passed a multiple of `every` in their last `n_steps`."""
     return step // every > (step - n_steps) // every
 
 
-def check_args(args):
-    """Returns every problem with the arguments, one message each."""
-    flags = {f"--{k.replace('_', '-')} ": v for k, v in vars(args).items()}
-    nan_or_inf = tuple(k for k, v in flags.items() if isinstance(v, float) and not math.isfinite(v))
-    rules = [
-        (args.exp_name not in ("", ".", "..") and "/" not in args.exp_name and "\0" not in args.exp_name,
-         f"--exp-name must be a name, not a path (no '/', not empty, '.' or '..'), got {args.exp_name!r}"),
-        (len(f"{args.env_id}{args.exp_name}".encode()) <= 200, "--exp-name: the run folder's name would be too long"),
-        (args.total_timesteps > 0, f"--total-timesteps must be > 0, got {args.total_timesteps}"),
-        (0 <= args.seed < 2**32, f"--seed must be in [0, 2**32), got {args.seed}"),
-        (1 <= args.num_envs <= min(1024, args.buffer_size), f"--num-envs must be in [1, min(1024, buffer-size)], got {args.num_envs}"),
-        (args.buffer_size >= 1, f"--buffer-size must be >= 1, got {args.buffer_size}"),
-        (args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}"),
-        (args.batch_size <= args.buffer_size, f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})"),
-        (0 <= args.gamma <= 1, f"--gamma must be in [0, 1], got {args.gamma}"),
-        (0 < args.tau <= 1, f"--tau must be in (0, 1], got {args.tau}"),
-        (0 <= args.start_e <= 1 and 0 <= args.end_e <= 1, f"--start-e and --end-e must be in [0, 1], got {args.start_e} and {args.end_e}"),
-        (args.end_e <= args.start_e, f"--end-e ({args.end_e}) must not exceed --start-e ({args.start_e})"),
-        (0 < args.exploration_fraction <= 1, f"--exploration-fraction must be in (0, 1], got {args.exploration_fraction}"),
-        (0 <= args.learning_starts < args.total_timesteps, f"--learning-starts must be in [0, total-timesteps), got {args.learning_starts}"),
-        (args.train_frequency >= 1 and args.target_network_frequency >= 1, "--train-frequency and --target-network-frequency must be >= 1"),
-        (args.learning_rate > 0, f"--learning-rate must be > 0, got {args.learning_rate}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be >= 0, got {args.eval_episodes}"),
-        (0 <= args.torch_threads <= os.cpu_count(), f"--torch-threads must be in [0, {os.cpu_count()}], got {args.torch_threads}"),
-        (args.checkpoint_frequency >= 0, f"--checkpoint-frequency must be >= 0, got {args.checkpoint_frequency}"),
-        (args.eval_episodes > 0 or not args.eval_checkpoint, "--eval-checkpoint needs --eval-episodes > 0"),
-        (not args.track or importlib.util.find_spec("wandb"), "--track needs Weights & Biases, which is not installed: pip install wandb"),
-    ]
-    return [message for ok, message in rules if not ok and not message.startswith(nan_or_inf)] + [
-        f"{k}must be a finite number, got {flags[k]}" for k in nan_or_inf]
-
-
-def check_env(env_id):
-    """Returns the problems that keep `env_id` from training here, one message each."""
-    atari_ids = [k for k, s in gym.registry.items() if str(s.entry_point).startswith("ale_py")]
-    if env_id not in atari_ids:
-        close = difflib.get_close_matches(env_id, atari_ids, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else "for other envs use dqn.py"
-        return [f"'{env_id}' is not an Atari env id ({hint})"]
-    return []
-
-
-def check_memory(buffer_size, nbytes):
-    """The problem, if any, of a replay memory of nbytes(buffer_size) bytes that does not fit in the available memory
-    (1 GiB kept for the rest of the process)."""
-    available = psutil.virtual_memory().available
-    fits = max((available - 2**30 - nbytes(0)) // (nbytes(1) - nbytes(0)), 0)
-    return [] if buffer_size <= fits else [
-        f"the replay buffer needs {nbytes(buffer_size) / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is available "
-        f"(1 GiB kept for the rest): the largest --buffer-size that fits is {int(fits):,}"]
-
-
-# Robustness: bad input, signals and checkpoints. None of it changes the algorithm.
+# ---- Robustness: bad input, signals, checkpoints. None of it changes the algorithm. ----
 SCRIPT = os.path.basename(__file__)
-stop_signal = []  # the signal (SIGINT, SIGTERM) that asked the run to stop, if any
-RINGS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts", "frames", "starts")
+stop_signal = []
+last_buffer = {}  # the replay memory's entry in the last checkpoint written or loaded
 BLOCK_BYTES = 2**25  # the replay memory is saved in files of about 32 MiB
-warnings.filterwarnings("ignore", "Detected pickle protocol")  # torch.load's, about a file it did not write
 
 
 def fail(*problems):
@@ -282,199 +217,184 @@ def on_signal(signum, frame):
     if stop_signal:  # a second Ctrl-C: exit at once
         os._exit(128 + signum)
     stop_signal.append(signum)
-    print(f"{SCRIPT}: {signal.Signals(signum).name}: finishing this step, then saving (press Ctrl-C again to exit at once)",
-          file=sys.stderr, flush=True)
+    print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
+
+
+def check_args(a):
+    """Every problem with the flags, one line each."""
+    inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
+    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)),
+                  batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1),
+                  exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf),
+                  target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()),
+                  eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
+    problems = [f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}], got {v}"
+                for k, (lo, hi) in ranges.items() for v in [getattr(a, k)]
+                if not lo <= v <= hi or abs(v) == inf or k in above and v == lo]
+    if a.end_e > a.start_e:
+        problems.append(f"--end-e ({a.end_e}) must not exceed --start-e ({a.start_e})")
+    if a.exp_name in ("", ".", "..") or {"/", "\0"} & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
+        problems.append(f"--exp-name must be a short name, not a path: {a.exp_name!r}")
+    if a.track and not importlib.util.find_spec("wandb"):
+        problems.append("--track needs wandb: pip install wandb")
+    atari_ids = [k for k, spec in gym.registry.items() if str(spec.entry_point).startswith("ale_py")]
+    if a.env_id not in atari_ids:
+        problems.append(f"'{a.env_id}' is not an Atari env id (for other envs use dqn.py)")
+    available, row = psutil.virtual_memory().available - 2**30, 84 * 84 + 17  # bytes per transition
+    if a.buffer_size * row > available and not a.eval_checkpoint:
+        problems.append(f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
+                        f"largest --buffer-size that fits is {max(available // row, 0):,}")
+    return problems
 
 
 def load_tensors(path):
-    """torch.load with weights_only: tensors and plain values; a file that pickles any other object is refused, and
-    so is one whose bytes fail their zip checksums (torch.load does not check them)."""
+    """torch.load with weights_only (no code runs) of a file whose checksums hold."""
     try:
         with zipfile.ZipFile(path) as z:
             if z.testzip():
-                raise ValueError(f"'{path}' is damaged: its {z.testzip()} fails its checksum")
+                raise ValueError(f"{z.testzip()} fails its checksum")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        fail(f"'{path}' holds pickled Python objects besides tensors, which can run code when loaded: refused")
+        fail(f"'{path}' pickles Python objects, which can run code when loaded: refused")
+    except Exception as e:
+        fail(f"cannot read '{path}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
 
 
 def read_checkpoint(path):
-    """The manifest and tensors of a checkpoint of this script (its run folder, its folder or its checkpoint.json).
-    Nothing in it runs code: JSON, tensors loaded with weights_only, arrays loaded without pickle (load_buffer)."""
-    nested = os.path.join(path, "checkpoint")
-    folder = nested if os.path.isdir(nested) else os.path.dirname(path) if path.endswith(".json") else path
-    pickled = path if path.endswith(".pkl") else os.path.join(path, "checkpoint.pkl")  # an earlier version's checkpoint
-    if path.endswith(".pkl") or os.path.exists(pickled) and folder == path:
-        fail(f"'{pickled}' is a pickle, which can run any code when loaded: this version loads only its own safe checkpoints")
+    """The checkpoint in `path` (its run folder, folder or file); flags added since it take their defaults."""
+    for candidate in (os.path.join(path, "checkpoint", "checkpoint.pt"), os.path.join(path, "checkpoint.pt")):
+        path = candidate if os.path.isfile(candidate) else path
+    saved, defaults = load_tensors(path), vars(Args())
     try:
-        manifest, defaults = read_json(os.path.join(folder, "checkpoint.json")), vars(Args())
-        saved, step = manifest["args"], manifest["global_step"]
-        kinds = {f.name: (float, int) if f.type is float else (f.type,) if isinstance(f.type, type) else (str, type(None))
-                 for f in fields(Args)}  # a flag's JSON value: of its type (an int is a float too; Optional[str])
-        wrong = [k for k, v in saved.items() if type(v) not in kinds.get(k, ())]  # also flags this script no longer has
-        if manifest.get("script") != SCRIPT or manifest.get("format") != 1 or wrong or type(step) is not int or not (
-                0 <= step <= saved["total_timesteps"] and 0 < manifest["exploration_steps"] < math.inf
-                and manifest["state"] == os.path.basename(manifest["state"])):
-            fail(f"'{path}' is not a checkpoint of this version of {SCRIPT}" + (f" (its {', '.join(wrong)})" if wrong else ""))
-        for k in defaults.keys() - saved.keys():  # a flag added since the checkpoint was written
-            print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}",
-                  file=sys.stderr)
-        manifest["args"] = {**defaults, **saved}
-        manifest["folder"], manifest["tensors"] = folder, load_tensors(os.path.join(folder, manifest["state"]))
-        return manifest
-    except SystemExit:
-        raise
-    except Exception as e:
-        fail(f"cannot read checkpoint '{path}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+        given, step = saved["args"], saved["global_step"]
+        assert saved["script"] == SCRIPT and all(fits(v, defaults[k]) for k, v in given.items())
+        assert type(step) is int and 0 <= step <= given["total_timesteps"] and 0 < saved["exploration_steps"] < math.inf
+    except Exception:
+        fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
+    for k in defaults.keys() - given.keys():  # a flag added since the checkpoint was written
+        print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}")
+    return {**saved, "args": {**defaults, **given}, "path": path}
 
 
-def load_weights(network, tensors):
-    """network.load_state_dict(tensors), but a tensor of another dtype (which it would cast) is refused too."""
-    mine = network.state_dict()
-    wrong = [k for k, v in tensors.items() if k in mine and (not torch.is_tensor(v) or v.dtype != mine[k].dtype)]
-    if wrong:
-        raise ValueError(f"{', '.join(wrong)}: not {mine[wrong[0]].dtype} tensors")
-    network.load_state_dict(tensors)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def durable(path, write):
-    with open(path, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def save_buffer(rb, added, folder, old):
-    """Saves the replay memory in files of `rows` rows, writing only those with rows added since the last save (`old`,
-    its manifest entry); returns this save's entry. A ring array holds row k at slot k % len: transition k (the k-th add),
-    or frame k in FrameReplayBuffer's longer frame ring, which runs ahead. Rows before added - buffer_size are gone."""
-    rings = {k: getattr(rb, k) for k in RINGS if hasattr(rb, k)}
-    end = {k: added + len(a) - rb.buffer_size for k, a in rings.items()}  # one past each ring's newest row
-    rows = old["rows"] if old else max(1, BLOCK_BYTES // sum(a[0].nbytes for a in rings.values()))
-    kept, since = ({int(f.split(".")[1]): f for f in old["files"]}, old["added"]) if old else ({}, -1)
-    files, last_frames, stop = [], getattr(rb, "last_frames", {}), -(-max(end.values()) // rows)
-    for b in range(max(added - rb.buffer_size, 0) // rows, stop):
-        if b in kept and (b < (since - 1) // rows or since == added):  # not a row of it changed since the last save
-            files.append(kept[b])
-            continue
-        lo, hi = b * rows, (b + 1) * rows
-        arrays = {k: a[np.arange(max(lo, end[k] - len(a)), min(hi, end[k])) % len(a)] for k, a in rings.items()}
-        keys = sorted(key for key in last_frames if lo <= key[0] < hi)  # (transition, env) -> an episode's last frame
-        if keys:
-            arrays.update(last_frames_keys=np.array(keys), last_frames=np.stack([last_frames[key] for key in keys]))
-        if b == stop - 1 and getattr(rb, "last_next_obs", None) is not None:
-            arrays["last_next_obs"] = rb.last_next_obs
-        files.append(f"buffer.{b}.{added}.npz")
-        durable(os.path.join(folder, files[-1]), lambda f: np.savez(f, **arrays))
-    return {"added": added, "rows": rows, "files": files}
-
-
-def load_buffer(rb, folder, entry):
-    """Puts every row that save_buffer wrote back at its slot, and the counters as they were."""
-    added, rows, oldest = entry["added"], entry["rows"], entry["added"] - rb.buffer_size
-    for name in entry["files"]:
-        b, written = map(int, name.split(".")[1:3])
-        with np.load(os.path.join(folder, name), allow_pickle=False) as f:
-            for k in [k for k in RINGS if hasattr(rb, k)]:
-                a, saved = getattr(rb, k), f[k]
-                end = written + len(a) - rb.buffer_size  # one past this ring's newest row
-                shape = (min((b + 1) * rows, end) - max(b * rows, end - len(a)), *a.shape[1:])
-                if saved.dtype != a.dtype or saved.shape != shape:
-                    raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {a.dtype} {shape}")
-                r = np.arange(-len(saved), 0) + min((b + 1) * rows, end)
-                a[r[r >= oldest] % len(a)] = saved[r >= oldest]
-            if {"last_frames", "last_frames_keys"} & set(f.files):
-                keys, frames = f["last_frames_keys"], f["last_frames"]
-                if keys.shape != (len(frames), 2) or frames.shape[1:] != rb.frames.shape[2:] or frames.dtype != np.uint8:
-                    raise ValueError(f"{name}: last_frames_keys {keys.shape} and last_frames {frames.shape} do not fit")
-                rb.last_frames.update((tuple(key), frame) for key, frame in zip(keys.tolist(), frames) if key[0] >= oldest)
-            if "last_next_obs" in f.files:
-                rb.last_next_obs = f["last_next_obs"]
-                if rb.last_next_obs.shape != (rb.n_envs, *rb.obs_shape) or rb.last_next_obs.dtype != np.uint8:
-                    raise ValueError(f"{name}: last_next_obs is {rb.last_next_obs.dtype} {rb.last_next_obs.shape}")
-    rb.pos, rb.full, rb.added = added % rb.buffer_size, added >= rb.buffer_size, added
-
-
-def write_checkpoint(state, run_dir):
-    """Writes the networks and the replay memory's new rows into new files (named by step: a file a manifest names is
-    never rewritten), commits them by replacing checkpoint.json in one rename, then deletes the files it does not name:
-    a kill or a full disk at any moment leaves the last good checkpoint whole. Returns the folder, or None after a warning."""
-    (manifest, tensors, rb, added), folder = state, os.path.join(run_dir, "checkpoint")
-    path, old = os.path.join(folder, "checkpoint.json"), None  # None: unreadable, so nothing is deleted
-    try:
-        old = read_json(path) if os.path.exists(path) else {}
-        os.makedirs(folder, exist_ok=True)
-        manifest["state"] = f"state.{manifest['global_step']}.pt"
-        durable(os.path.join(folder, manifest["state"]), lambda f: torch.save(tensors, f))
-        manifest["buffer"] = save_buffer(rb, added, folder, old.get("buffer")) if rb is not None else None
-        durable(path + ".tmp", lambda f: f.write(json.dumps(manifest).encode()))
-        os.replace(path + ".tmp", path)  # the commit
-        old = manifest
-        return folder
-    except Exception as e:  # no space, no permission
-        print(f"{SCRIPT}: warning: cannot write the checkpoint of step {manifest['global_step']:,} ({e}); the run goes on, "
-              f"the last good checkpoint stays", file=sys.stderr, flush=True)
-    finally:  # delete what the manifest does not name: the superseded, the evicted, what a failed or a killed save left
-        keep = {"checkpoint.json", old["state"], *(old["buffer"] or {}).get("files", [])} if old else {"checkpoint.json"}
-        with contextlib.suppress(OSError):
-            for name in set(os.listdir(folder)) - keep if old is not None else []:
-                os.remove(os.path.join(folder, name))
+def fits(saved, fresh):
+    """Whether a loaded value has the keys, types, shapes and dtypes of this script's own."""
+    if isinstance(fresh, dict) and fresh:  # (an empty one: any dict)
+        return isinstance(saved, dict) and saved.keys() == fresh.keys() and all(fits(saved[k], fresh[k]) for k in fresh)
+    if torch.is_tensor(fresh):
+        return torch.is_tensor(saved) and (saved.shape, saved.dtype) == (fresh.shape, fresh.dtype)
+    return type(saved) is type(fresh) or (type(fresh), type(saved)) in ((float, int), (type(None), str))
 
 
 def load_model(q_network, path):
-    """Loads a model file (--save-model), or the Q-network of a checkpoint or its run folder, into q_network."""
-    folder = os.path.isdir(path) and not os.path.exists(os.path.join(path, "checkpoint.json"))  # a run folder
-    models = sorted(f for f in os.listdir(path) if f.endswith(".pt")) if folder else []
-    path = os.path.join(path, models[0]) if models else path
+    """Loads a model file (--save-model), or the Q-network of a checkpoint (its file, folder or run folder)."""
+    saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
+    saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
+    if not fits(saved, q_network.state_dict()):
+        fail(f"the network in '{path}' differs from QNetwork for this env")
+    q_network.load_state_dict(saved)
+
+
+def write_checkpoint(state, run_dir):
+    """Writes the replay memory's new rows into new files, then replaces checkpoint.pt (which names them) in one rename,
+    then deletes the files it does not name: a kill at any moment leaves the last whole checkpoint."""
+    folder, rb = os.path.join(run_dir, "checkpoint"), state["buffer"]
+    path = os.path.join(folder, "checkpoint.pt")
     try:
-        checkpoint = os.path.isdir(path) or path.endswith((".json", ".pkl"))
-        load_weights(q_network, read_checkpoint(path)["tensors"]["q_network"] if checkpoint else load_tensors(path))
-    except SystemExit:
-        raise
-    except Exception as e:
-        fail(f"cannot load a model for this env from '{path}': {' '.join(str(e).split())[:300]}")
+        os.makedirs(folder, exist_ok=True)
+        state["buffer"] = rb and save_buffer(rb, folder, last_buffer)
+        with open(path + ".tmp", "wb") as f:
+            torch.save(state, f)
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        last_buffer.clear()
+        last_buffer.update(state["buffer"] or {})
+        return rb is None or rb.rewritten.clear() or True
+    except Exception as e:  # no space, no permission
+        print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
+    finally:  # what the checkpoint does not name: superseded, evicted, or left by a failed or killed save
+        for name in set(os.listdir(folder)) - {"checkpoint.pt", *last_buffer.get("files", [])}:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+
+
+def save_buffer(rb, folder, old):
+    """Saves the rows of each array with a row per transition in files of `rows` rows, writing only the files with rows
+    added or rewritten since the last save (`old`); returns this save's entry. An array of length L holds row n at
+    n % L, rows up to added + L - buffer_size (FrameReplayBuffer's frames run ahead)."""
+    rings = {k: v for k, v in vars(rb).items() if isinstance(v, np.ndarray) and len(v) >= rb.buffer_size}
+    end = {k: rb.added + len(v) - rb.buffer_size for k, v in rings.items()}  # one past each ring's newest row
+    rows = old.get("rows") or max(1, BLOCK_BYTES // sum(v[0].nbytes for v in rings.values()))
+    kept = {int(name.split(".")[1]): name for name in old.get("files", [])}
+    since, rewritten = (old.get("added", 1) - 1) // rows, {n // rows for n in rb.rewritten}
+    files, stop = [], -(-max(end.values()) // rows)
+    for b in range(max(rb.added - rb.buffer_size, 0) // rows, stop):
+        if b in kept and b < since and b not in rewritten:
+            files.append(kept[b])
+            continue
+        arrays = {k: v[np.arange(max(b * rows, end[k] - len(v)), min(b * rows + rows, end[k])) % len(v)]
+                  for k, v in rings.items()}
+        files.append(f"buffer.{b}.{rb.added}.npz")
+        with open(os.path.join(folder, files[-1]), "wb") as f:
+            np.savez(f, **arrays)
+            os.fsync(f.fileno())
+    return {"added": rb.added, "rows": rows, "files": files, "plain": plain(rb)}
+
+
+def plain(rb):
+    return {k: v for k, v in vars(rb).items() if type(v) in (int, bool, dict)}  # its counters and last_frames
+
+
+def load_buffer(rb, folder, entry):
+    """Puts every row save_buffer wrote back at its slot, and the buffer's plain values as they were."""
+    rows, oldest = entry["rows"], entry["added"] - rb.buffer_size
+    if not fits(entry["plain"], plain(rb)):
+        raise ValueError("its counters differ from FrameReplayBuffer's")
+    for name in entry["files"]:
+        b, added = map(int, name.split(".")[1:3])
+        with np.load(os.path.join(folder, name), allow_pickle=False) as f:
+            for k, a in vars(rb).items():
+                if isinstance(a, np.ndarray) and len(a) >= rb.buffer_size:
+                    end = added + len(a) - rb.buffer_size
+                    shape = (min(b * rows + rows, end) - max(b * rows, end - len(a)), *a.shape[1:])
+                    if (f[k].dtype, f[k].shape) != (a.dtype, shape):
+                        raise ValueError(f"{name}: {k} is {f[k].dtype} {f[k].shape}, not {a.dtype} {shape}")
+                    r = np.arange(-len(f[k]), 0) + min(b * rows + rows, end)
+                    a[r[r >= oldest] % len(a)] = f[k][r >= oldest]
+    for k, v in entry["plain"].items():
+        setattr(rb, k, v)
 
 
 def evaluate(q_network, args, run_name, device, rng):
-    """Plays `eval_episodes` whole games with epsilon = end-e; returns their unclipped scores."""
+    """Plays `eval_episodes` whole games at epsilon = end-e; prints and returns their unclipped scores."""
     env = make_env(args.env_id, args.seed + 10_000, args.capture_video, f"{run_name}-eval")()
     obs, _ = env.reset(seed=args.seed + 10_000)
     scores = []
     while len(scores) < args.eval_episodes and not stop_signal:
-        if rng.random() < args.end_e:
-            action = rng.integers(env.action_space.n)
-        else:
-            with torch.no_grad():
-                action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
+        with torch.no_grad():
+            q_values = q_network(torch.as_tensor(obs[None], device=device))
+        action = rng.integers(env.action_space.n) if rng.random() < args.end_e else q_values.argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if "episode" in info:  # the game is over (a lost life only ends the training episode)
             scores.append(float(info["episode"]["r"]))
-        if (terminated or truncated) and len(scores) < args.eval_episodes:  # (a reset starts the video of a game)
+        if (terminated or truncated) and len(scores) < args.eval_episodes:  # (a reset starts a game's video)
             obs, _ = env.reset()
-    env.close()
+    print(f"eval: {np.mean(scores):.2f} +- {np.std(scores):.2f} over {len(scores)} games (epsilon {args.end_e})")
     return scores
 
 
 def parse_args(argv=None):
-    """The run's flags and, with --resume, its checkpoint; on bad input, one line per problem and exit 1."""
+    """The flags and, with --resume, the checkpoint; exits with one line per problem."""
     args = tyro.cli(Args, args=argv)
     saved = read_checkpoint(args.resume) if args.resume else None
     problems = []
-    if saved:  # flags not given take the run's saved values; given ones must equal them, but --total-timesteps may change
+    if saved:  # the saved flags; given ones must equal them, but --total-timesteps may grow
         before, step = saved["args"], saved["global_step"]
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
-        problems = [f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}" for k, v in vars(args).items()
-                    if v != before[k] and k not in ("resume", "total_timesteps")]
+        problems = [f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
+                    for k, v in vars(args).items() if v != before[k] and k not in ("resume", "total_timesteps")]
         if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
             problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
-    problems += check_args(args) + check_env(args.env_id)
-    if not args.eval_checkpoint:
-        problems += check_memory(args.buffer_size, lambda n: FrameReplayBuffer.nbytes(n, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)))
+    problems += check_args(args)
     if problems:
         fail(*problems)
     return args, saved
@@ -482,14 +402,13 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args, saved = parse_args()
-    # epsilon's decay, in steps: a resumed run keeps it, whatever --total-timesteps becomes
-    decay = saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
+    decay = saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps  # in steps
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
-    np.random.seed(args.seed)  # the replay buffer samples with NumPy's global generator
+    np.random.seed(args.seed)  # the replay buffer samples with it
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     if args.torch_threads > 0:
@@ -499,86 +418,74 @@ if __name__ == "__main__":
         print(f"{SCRIPT}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    n_envs, n_actions = args.num_envs, gym.make(args.env_id).action_space.n
+    n_actions = gym.make(args.env_id).action_space.n
     q_network = QNetwork(n_actions).to(device)
-    if args.eval_checkpoint:  # evaluate a saved model, and nothing else
+    if args.eval_checkpoint:
         load_model(q_network, args.eval_checkpoint)
-        name = os.path.basename(os.path.normpath(args.eval_checkpoint))
-        scores = evaluate(q_network, args, name, device, rng)
-        print(f"eval: {np.mean(scores):.2f} +- {np.std(scores):.2f} over {len(scores)} games (epsilon {args.end_e})")
+        evaluate(q_network, args, os.path.basename(os.path.normpath(args.eval_checkpoint)), device, rng)
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
-
-    if saved:
-        run_dir = os.path.dirname(os.path.abspath(saved["folder"]))
-        run_name = os.path.basename(os.path.normpath(run_dir))
-    else:
-        run_name = f"{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        while os.path.exists(f"runs/{run_name}"):  # two runs started in the same second: never share a folder
-            run_name += "+"
-        run_dir = f"runs/{run_name}"
-    start_step = saved["global_step"] if saved else 0
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel for all tensors
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
-
-    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)  # the env's stack of 4 84x84 grayscale frames
-    rb = FrameReplayBuffer(args.buffer_size, frames, gym.spaces.Discrete(n_actions), device, n_envs)
+    obs_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)  # the env's stack of 4 grey frames
+    rb = FrameReplayBuffer(args.buffer_size, obs_space, gym.spaces.Discrete(n_actions), device, args.num_envs)
     recent_returns = deque(maxlen=20)
-    learning_starts = args.learning_starts
-    if saved:  # everything but the episodes in flight, which restart; what does not fit is refused, nothing written
-        try:
-            load_weights(q_network, saved["tensors"]["q_network"])
-            load_weights(target_network, saved["tensors"]["target_network"])
-        except Exception as e:
-            fail(f"the network saved in '{args.resume}' differs from QNetwork: {' '.join(str(e).split())[:300]}")
-        try:
-            optimizer.load_state_dict(saved["tensors"]["optimizer"])
-            torch.set_rng_state(saved["tensors"]["torch_rng"])
-            (version, key, gauss), numpy_state, rng.bit_generator.state = saved["rng"]
-            random.setstate((version, tuple(key), gauss))
-            np.random.set_state(tuple(numpy_state))
-            recent_returns.extend(float(r) for r in saved["recent_returns"])
-            if saved["buffer"]:
-                load_buffer(rb, saved["folder"], saved["buffer"])
-        except Exception as e:
-            fail(f"cannot resume from '{args.resume}': {type(e).__name__}: {' '.join(str(e).split())[:300]}")
-        if not saved["buffer"]:  # an empty buffer: collect experience again before learning
-            learning_starts = start_step + args.learning_starts
-        print(f"resumed {run_dir} at step {start_step:,}", flush=True)
+    global_step = checkpointed = start_step = saved["global_step"] if saved else 0
 
+    def checkpoint():
+        _, key, *numpy_state = np.random.get_state()
+        return {"script": SCRIPT, "args": vars(args), "global_step": global_step, "exploration_steps": decay,
+                "recent_returns": [float(r) for r in recent_returns], "q_network": q_network.state_dict(),
+                "target_network": target_network.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
+                "buffer": rb if args.checkpoint_buffer else None}
+
+    if saved:  # what fits this script's state; the episodes in flight restart
+        wrong = [k for k, v in checkpoint().items() if k not in ("args", "buffer") and not fits(saved.get(k), v)]
+        if wrong:
+            fail(f"the {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
+        try:
+            q_network.load_state_dict(saved["q_network"])
+            target_network.load_state_dict(saved["target_network"])
+            optimizer.load_state_dict(saved["optimizer"])
+            torch_state, key, numpy_state, rng.bit_generator.state = saved["rng"]
+            torch.set_rng_state(torch_state)
+            np.random.set_state(("MT19937", np.array(key, np.uint32), *numpy_state))
+            if saved["buffer"]:
+                load_buffer(rb, os.path.dirname(saved["path"]), saved["buffer"])
+                last_buffer.update(saved["buffer"])
+            recent_returns.extend(saved["recent_returns"])
+        except Exception as e:
+            fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
+        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
+        print(f"resumed {run_dir} at step {start_step:,}")
+    else:
+        run_dir = f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        while os.path.exists(run_dir):  # two runs started in the same second
+            run_dir += "+"
+    learning_starts = args.learning_starts + (start_step if saved and not saved["buffer"] else 0)  # refill it first
+    run_name = os.path.basename(run_dir)
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
                    name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
-    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)  # hides points logged after the checkpoint
+    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)
     if not saved:
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+        table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
-    # env setup: SAME_STEP autoreset returns the next episode's first observation at once and the
-    # true last observation of the finished one in infos["final_obs"]
+    # env setup: SAME_STEP autoreset gives the next episode's first observation, the last one's in infos
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
 
-    def checkpoint_state():  # plain values for JSON, tensors for torch.save, the buffer and its number of adds
-        numpy_state = np.random.get_state()
-        return ({"script": SCRIPT, "format": 1, "args": vars(args),
-                 "exploration_steps": decay, "global_step": global_step, "recent_returns": [float(r) for r in recent_returns],
-                 "rng": [random.getstate(), [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]], rng.bit_generator.state]},
-                {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
-                 "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
-                rb if args.checkpoint_buffer else None, global_step // n_envs)
-
-    start_time = last_print = time.time()
-
     # TRY NOT TO MODIFY: start the game
+    start_time = last_print = time.time()
     obs, _ = envs.reset(seed=args.seed + start_step)
-    # All step counts below are environment steps summed over the environments: one loop iteration is
-    # `n_envs` steps, and an event "every k steps" happens once per multiple of k the step count passes.
-    num_iterations = -(-args.total_timesteps // n_envs)
-    global_step = checkpointed = start_step
+    # steps are summed over the envs: an iteration is num_envs steps
+    n_envs, num_iterations = args.num_envs, -(-args.total_timesteps // args.num_envs)
     for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
         # ALGO LOGIC: put action logic here
@@ -594,19 +501,16 @@ if __name__ == "__main__":
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         global_step += n_envs
 
-        # TRY NOT TO MODIFY: `terminations` include lost lives (the training episode ends, the game goes on). Where a
-        # life or a game ended, next_obs is the next one's first observation and the true last one is in
-        # infos["final_obs"]: a truncated game bootstraps from it. A game's score comes with the end of its last life.
-        real_next_obs = next_obs
-        if "final_obs" in infos:
-            real_next_obs = next_obs.copy()
-            for i in np.flatnonzero(infos["_final_obs"]):
-                real_next_obs[i] = infos["final_obs"][i]
-            games = infos["final_info"].get("_episode", ())
-            for i in np.flatnonzero(games):
-                writer.add_scalar("charts/episodic_return", infos["final_info"]["episode"]["r"][i], global_step)
-                writer.add_scalar("charts/episodic_length", infos["final_info"]["episode"]["l"][i], global_step)
-                recent_returns.append(infos["final_info"]["episode"]["r"][i])
+        # TRY NOT TO MODIFY: `terminations` include lost lives (the game goes on); a truncated game bootstraps from its
+        # true last observation; a game's score comes at the end of its last life
+        real_next_obs = next_obs.copy()
+        for i in np.flatnonzero(infos.get("_final_obs", [])):
+            real_next_obs[i] = infos["final_obs"][i]
+            if infos["final_info"].get("_episode", [False] * n_envs)[i]:
+                game = infos["final_info"]["episode"]
+                writer.add_scalar("charts/episodic_return", game["r"][i], global_step)
+                writer.add_scalar("charts/episodic_length", game["l"][i], global_step)
+                recent_returns.append(game["r"][i])
         rb.add(obs, real_next_obs, actions, rewards, terminations, infos)
 
         # TRY NOT TO MODIFY: CRUCIAL step easy to overlook
@@ -629,49 +533,40 @@ if __name__ == "__main__":
                 optimizer.step()
 
             if n_updates and crossed(global_step, n_envs, 100):
-                td_loss, q_mean = torch.stack([loss, old_val.mean()]).tolist()  # one device sync for both
-                writer.add_scalar("losses/td_loss", td_loss, global_step)
-                writer.add_scalar("losses/q_values", q_mean, global_step)
+                writer.add_scalar("losses/td_loss", loss, global_step)
+                writer.add_scalar("losses/q_values", old_val.mean().item(), global_step)
 
             # update target network
             if crossed(global_step, n_envs, args.target_network_frequency):
                 for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
+        sps = int((global_step - start_step) / (time.time() - start_time + 1e-9))
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", int((global_step - start_step) / (time.time() - start_time)), global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
             last_print = time.time()
-            mean_return = f"{np.mean(recent_returns):.2f}" if recent_returns else "n/a"
-            print(f"step {global_step:>9,}/{args.total_timesteps:,}  {int((global_step - start_step) / (last_print - start_time)):,} steps/s  "
-                  f"return (last {len(recent_returns)}) {mean_return}  epsilon {epsilon:.3f}", flush=True)
-
+            mean = np.mean(recent_returns or [np.nan])
+            print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
-            checkpointed = write_checkpoint(checkpoint_state(), run_dir) and global_step
+            checkpointed = write_checkpoint(checkpoint(), run_dir) and global_step
         if stop_signal:
             break
 
     envs.close()
     if args.eval_episodes > 0 and not stop_signal:
-        eval_returns = evaluate(q_network, args, run_name, device, rng)
-        for i, score in enumerate(eval_returns):
-            writer.add_scalar("eval/episodic_return", score, i)
-        if eval_returns:
-            print(f"eval: {np.mean(eval_returns):.2f} +- {np.std(eval_returns):.2f} over {len(eval_returns)} games (epsilon {args.end_e})")
-
+        for i, episodic_return in enumerate(evaluate(q_network, args, run_name, device, rng)):
+            writer.add_scalar("eval/episodic_return", episodic_return, i)
     if args.track:  # (wandb's monitor_gym does not work with gymnasium 1.x's RecordVideo)
         for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
             wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
     if args.save_model or stop_signal:
-        model_path = f"{run_dir}/{args.exp_name}.pt"
-        torch.save(q_network.state_dict(), model_path)
-        print(f"model saved to {model_path}")
-    if stop_signal:
-        saved = checkpointed == global_step or write_checkpoint(checkpoint_state(), run_dir)  # once per step is enough
-        writer.close()
-        print(f"{SCRIPT}: stopped at step {global_step:,}; model and " + (f"checkpoint in {run_dir}: continue with --resume {run_dir}"
-              if saved else f"no new checkpoint in {run_dir}"), file=sys.stderr)
-        sys.exit(128 + stop_signal[0])
-
+        torch.save(q_network.state_dict(), f"{run_dir}/{args.exp_name}.pt")
+        print(f"model saved to {run_dir}/{args.exp_name}.pt")
     writer.close()
+    if stop_signal:
+        saved = checkpointed == global_step or write_checkpoint(checkpoint(), run_dir)
+        print(f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
+              file=sys.stderr)
+        sys.exit(128 + stop_signal[0])

@@ -226,7 +226,7 @@ def checkpoint_numbers(capacity, more):
     q_network(torch.zeros(1, 4, 84, 84)).sum().backward()
     optimizer.step()  # Adam's moments exist, as in a run
     tensors = {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
-               "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+               "optimizer": optimizer.state_dict(), "rng": [torch.get_rng_state()]}
     with tempfile.TemporaryDirectory() as run_dir:
         folder = os.path.join(run_dir, "checkpoint")
         for label, adds in (("a full replay memory", capacity), (f"{more:,} steps later", more)):
@@ -234,9 +234,9 @@ def checkpoint_numbers(capacity, more):
                 rb.add(*steps[rb.added % len(steps)], {})
             before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
             start = time.perf_counter()
-            assert dqn_atari.write_checkpoint(({"global_step": rb.added}, tensors, rb, rb.added), run_dir)
+            assert dqn_atari.write_checkpoint({"global_step": rb.added, "buffer": rb, **tensors}, run_dir)
             seconds = time.perf_counter() - start
-            new = set(os.listdir(folder)) - before | {"checkpoint.json"}
+            new = set(os.listdir(folder)) - before | {"checkpoint.pt"}
             written = sum(os.path.getsize(os.path.join(folder, f)) for f in new)
             print(f"- checkpoint of {label} (FrameReplayBuffer({capacity:,}), {rb.added:,} steps added): {seconds:.1f} s "
                   f"to write {written / 2**20:,.0f} MiB in {len(new)} files", flush=True)

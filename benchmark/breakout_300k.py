@@ -33,7 +33,7 @@ CLEANRL_LAST = 31.1
 def run(out, seeds):
     procs = []
     for seed in seeds:
-        done = glob.glob(os.path.join(out, "runs", f"*__{seed}__*", "checkpoint", "checkpoint.json"))
+        done = glob.glob(os.path.join(out, "runs", f"*__{seed}__*", "checkpoint", "checkpoint.pt"))
         flags = ["--resume", os.path.dirname(os.path.dirname(done[0]))] if done else ["--seed", str(seed), *FLAGS]
         log = open(os.path.join(out, f"seed{seed}.log"), "a")
         procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "dqn_atari.py"), *flags], cwd=out,

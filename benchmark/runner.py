@@ -56,7 +56,7 @@ def run_task(job, out, token):
         # A killed attempt's script may still be saving its checkpoint; it holds this lock until it exits.
         fcntl.flock(lock, fcntl.LOCK_EX)
         folders = sorted(glob.glob(os.path.join(glob.escape(out), "runs", glob.escape(prefix) + "*")), key=os.path.getmtime)
-        resumable = [d for d in folders if os.path.exists(os.path.join(d, "checkpoint", "checkpoint.json"))]
+        resumable = [d for d in folders if os.path.exists(os.path.join(d, "checkpoint", "checkpoint.pt"))]
         for d in folders:  # a started run that died before its first checkpoint: set aside, it starts over
             if d not in resumable[-1:]:
                 os.makedirs(os.path.join(out, "abandoned"), exist_ok=True)

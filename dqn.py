@@ -145,14 +145,30 @@ def on_signal(signum, frame):
 def check_args(a):
     """Every problem with the flags, one line each."""
     inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
-    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)),
-                  batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1),
-                  exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf),
-                  target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()),
-                  eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
-    problems = [f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}], got {v}"
-                for k, (lo, hi) in ranges.items() for v in [getattr(a, k)]
-                if not lo <= v <= hi or abs(v) == inf or k in above and v == lo]
+    ranges = dict(
+        total_timesteps=(1, inf),
+        seed=(0, 2**32 - 1),
+        num_envs=(1, min(1024, a.buffer_size)),
+        batch_size=(1, a.buffer_size),
+        gamma=(0, 1),
+        tau=(0, 1),
+        start_e=(0, 1),
+        end_e=(0, 1),
+        exploration_fraction=(0, 1),
+        learning_starts=(0, a.total_timesteps - 1),
+        train_frequency=(1, inf),
+        target_network_frequency=(1, inf),
+        learning_rate=(0, inf),
+        torch_threads=(0, os.cpu_count()),
+        eval_episodes=(int(bool(a.eval_checkpoint)), inf),
+        checkpoint_frequency=(0, inf),
+    )
+    problems = [
+        f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
+        for k, (lo, hi) in ranges.items()
+        for v in [getattr(a, k)]
+        if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
+    ]
     if a.end_e > a.start_e:
         problems.append(f"--end-e ({a.end_e}) must not exceed --start-e ({a.start_e})")
     if a.exp_name in ("", ".", "..") or {"/", "\0"} & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
@@ -171,8 +187,10 @@ def check_args(a):
         return problems + [f"env '{a.env_id}' has {space} observations; this script needs a flat Box"]
     available, row = psutil.virtual_memory().available - 2**30, 8 * space.shape[0] + 20  # SB3's bytes per transition
     if a.buffer_size * row > available:
-        problems.append(f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
-                        f"largest --buffer-size that fits is {max(available // row, 0):,}")
+        problems.append(
+            f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
+            f"largest --buffer-size that fits is {max(available // row, 0):,}"
+        )
     return problems
 
 
@@ -252,6 +270,7 @@ def evaluate(q_network, args, video_name, device, rng):
         if terminated or truncated:
             returns.append(float(info["episode"]["r"]))
             obs, _ = env.reset()
+    env.close()
     print(f"eval: {np.mean(returns):.2f} +- {np.std(returns):.2f} over {len(returns)} episodes (epsilon {args.end_e})")
     return returns
 
@@ -264,8 +283,11 @@ def parse_args(argv=None):
     if saved:  # the saved flags; given ones must equal them, but --total-timesteps may grow
         before, step = saved["args"], saved["global_step"]
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
-        problems = [f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
-                    for k, v in vars(args).items() if v != before[k] and k not in ("resume", "total_timesteps")]
+        problems = [
+            f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
+            for k, v in vars(args).items()
+            if v != before[k] and k not in ("resume", "total_timesteps")
+        ]
         if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
             problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
     problems += check_args(args)
@@ -303,19 +325,27 @@ if __name__ == "__main__":
     target_network = QNetwork(obs_dim, n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
     obs_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-    rb = ReplayBuffer(args.buffer_size, obs_space, probe.action_space, device, n_envs=args.num_envs,
-                      handle_timeout_termination=False)
+    rb = ReplayBuffer(
+        args.buffer_size, obs_space, probe.action_space, device, n_envs=args.num_envs, handle_timeout_termination=False
+    )
     recent_returns = deque(maxlen=20)
     global_step = checkpointed = start_step = saved["global_step"] if saved else 0
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
         buffer = {k: torch.from_numpy(v) for k, v in vars(rb).items() if isinstance(v, np.ndarray)}
-        return {"script": SCRIPT, "args": vars(args), "global_step": global_step, "exploration_steps": decay,
-                "recent_returns": [float(r) for r in recent_returns], "q_network": q_network.state_dict(),
-                "target_network": target_network.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-                "buffer": {**buffer, "pos": rb.pos, "full": rb.full}}
+        return {
+            "script": SCRIPT,
+            "args": vars(args),
+            "global_step": global_step,
+            "exploration_steps": decay,
+            "recent_returns": [float(r) for r in recent_returns],
+            "q_network": q_network.state_dict(),
+            "target_network": target_network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
+            "buffer": {**buffer, "pos": rb.pos, "full": rb.full},
+        }
 
     if saved:  # what fits this script's state; the episodes in flight restart
         wrong = [k for k, v in checkpoint().items() if k not in ("args", "optimizer") and not fits(saved.get(k), v)]
@@ -336,15 +366,25 @@ if __name__ == "__main__":
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
         print(f"resumed {run_dir} at step {start_step:,}")
     else:
-        run_dir = f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        run_dir = (
+            f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        )
         while os.path.exists(run_dir):  # two runs started in the same second
             run_dir += "+"
     run_name = os.path.basename(run_dir)
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
-                   name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=vars(args),
+            name=run_name,
+            id=run_name.replace("+", "-"),
+            resume="allow",
+            save_code=True,
+        )
     writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)
     if not saved:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
@@ -440,6 +480,8 @@ if __name__ == "__main__":
     writer.close()
     if stop_signal:
         saved = checkpointed == global_step or write_checkpoint(checkpoint(), run_dir)
-        print(f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
-              file=sys.stderr)
+        print(
+            f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
+            file=sys.stderr,
+        )
         sys.exit(128 + stop_signal[0])

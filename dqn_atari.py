@@ -1,5 +1,6 @@
 # DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md and docs/
 import contextlib
+import difflib
 import glob
 import importlib.util
 import math
@@ -22,8 +23,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from stable_baselines3.common.atari_wrappers import (ClipRewardEnv, EpisodicLifeEnv, FireResetEnv, MaxAndSkipEnv,
-                                                     NoopResetEnv, WarpFrame)
+from stable_baselines3.common.atari_wrappers import (
+    ClipRewardEnv,
+    EpisodicLifeEnv,
+    FireResetEnv,
+    MaxAndSkipEnv,
+    NoopResetEnv,
+    WarpFrame,
+)
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.utils.tensorboard import SummaryWriter
@@ -223,14 +230,30 @@ def on_signal(signum, frame):
 def check_args(a):
     """Every problem with the flags, one line each."""
     inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
-    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)),
-                  batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1),
-                  exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf),
-                  target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()),
-                  eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
-    problems = [f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}], got {v}"
-                for k, (lo, hi) in ranges.items() for v in [getattr(a, k)]
-                if not lo <= v <= hi or abs(v) == inf or k in above and v == lo]
+    ranges = dict(
+        total_timesteps=(1, inf),
+        seed=(0, 2**32 - 1),
+        num_envs=(1, min(1024, a.buffer_size)),
+        batch_size=(1, a.buffer_size),
+        gamma=(0, 1),
+        tau=(0, 1),
+        start_e=(0, 1),
+        end_e=(0, 1),
+        exploration_fraction=(0, 1),
+        learning_starts=(0, a.total_timesteps - 1),
+        train_frequency=(1, inf),
+        target_network_frequency=(1, inf),
+        learning_rate=(0, inf),
+        torch_threads=(0, os.cpu_count()),
+        eval_episodes=(int(bool(a.eval_checkpoint)), inf),
+        checkpoint_frequency=(0, inf),
+    )
+    problems = [
+        f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
+        for k, (lo, hi) in ranges.items()
+        for v in [getattr(a, k)]
+        if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
+    ]
     if a.end_e > a.start_e:
         problems.append(f"--end-e ({a.end_e}) must not exceed --start-e ({a.start_e})")
     if a.exp_name in ("", ".", "..") or {"/", "\0"} & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
@@ -239,11 +262,14 @@ def check_args(a):
         problems.append("--track needs wandb: pip install wandb")
     atari_ids = [k for k, spec in gym.registry.items() if str(spec.entry_point).startswith("ale_py")]
     if a.env_id not in atari_ids:
-        problems.append(f"'{a.env_id}' is not an Atari env id (for other envs use dqn.py)")
+        close = difflib.get_close_matches(a.env_id, atari_ids, n=3, cutoff=0.6)
+        problems.append(f"'{a.env_id}' is not an Atari env id ({f'did you mean {close}?' if close else 'see dqn.py'})")
     available, row = psutil.virtual_memory().available - 2**30, 84 * 84 + 17  # bytes per transition
     if a.buffer_size * row > available and not a.eval_checkpoint:
-        problems.append(f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
-                        f"largest --buffer-size that fits is {max(available // row, 0):,}")
+        problems.append(
+            f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
+            f"largest --buffer-size that fits is {max(available // row, 0):,}"
+        )
     return problems
 
 
@@ -331,8 +357,10 @@ def save_buffer(rb, folder, old):
         if b in kept and b < since and b not in rewritten:
             files.append(kept[b])
             continue
-        arrays = {k: v[np.arange(max(b * rows, end[k] - len(v)), min(b * rows + rows, end[k])) % len(v)]
-                  for k, v in rings.items()}
+        arrays = {
+            k: v[np.arange(max(b * rows, end[k] - len(v)), min(b * rows + rows, end[k])) % len(v)]
+            for k, v in rings.items()
+        }
         files.append(f"buffer.{b}.{rb.added}.npz")
         with open(os.path.join(folder, files[-1]), "wb") as f:
             np.savez(f, **arrays)
@@ -370,14 +398,17 @@ def evaluate(q_network, args, run_name, device, rng):
     obs, _ = env.reset(seed=args.seed + 10_000)
     scores = []
     while len(scores) < args.eval_episodes and not stop_signal:
-        with torch.no_grad():
-            q_values = q_network(torch.as_tensor(obs[None], device=device))
-        action = rng.integers(env.action_space.n) if rng.random() < args.end_e else q_values.argmax().item()
+        if rng.random() < args.end_e:
+            action = rng.integers(env.action_space.n)
+        else:
+            with torch.no_grad():
+                action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if "episode" in info:  # the game is over (a lost life only ends the training episode)
             scores.append(float(info["episode"]["r"]))
         if (terminated or truncated) and len(scores) < args.eval_episodes:  # (a reset starts a game's video)
             obs, _ = env.reset()
+    env.close()
     print(f"eval: {np.mean(scores):.2f} +- {np.std(scores):.2f} over {len(scores)} games (epsilon {args.end_e})")
     return scores
 
@@ -390,8 +421,11 @@ def parse_args(argv=None):
     if saved:  # the saved flags; given ones must equal them, but --total-timesteps may grow
         before, step = saved["args"], saved["global_step"]
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
-        problems = [f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
-                    for k, v in vars(args).items() if v != before[k] and k not in ("resume", "total_timesteps")]
+        problems = [
+            f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
+            for k, v in vars(args).items()
+            if v != before[k] and k not in ("resume", "total_timesteps")
+        ]
         if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
             problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
     problems += check_args(args)
@@ -434,11 +468,18 @@ if __name__ == "__main__":
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
-        return {"script": SCRIPT, "args": vars(args), "global_step": global_step, "exploration_steps": decay,
-                "recent_returns": [float(r) for r in recent_returns], "q_network": q_network.state_dict(),
-                "target_network": target_network.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-                "buffer": rb if args.checkpoint_buffer else None}
+        return {
+            "script": SCRIPT,
+            "args": vars(args),
+            "global_step": global_step,
+            "exploration_steps": decay,
+            "recent_returns": [float(r) for r in recent_returns],
+            "q_network": q_network.state_dict(),
+            "target_network": target_network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
+            "buffer": rb if args.checkpoint_buffer else None,
+        }
 
     if saved:  # what fits this script's state; the episodes in flight restart
         wrong = [k for k, v in checkpoint().items() if k not in ("args", "buffer") and not fits(saved.get(k), v)]
@@ -460,7 +501,9 @@ if __name__ == "__main__":
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
         print(f"resumed {run_dir} at step {start_step:,}")
     else:
-        run_dir = f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        run_dir = (
+            f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        )
         while os.path.exists(run_dir):  # two runs started in the same second
             run_dir += "+"
     learning_starts = args.learning_starts + (start_step if saved and not saved["buffer"] else 0)  # refill it first
@@ -468,8 +511,16 @@ if __name__ == "__main__":
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True, config=vars(args),
-                   name=run_name, id=run_name.replace("+", "-"), resume="allow", save_code=True)
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=vars(args),
+            name=run_name,
+            id=run_name.replace("+", "-"),
+            resume="allow",
+            save_code=True,
+        )
     writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)
     if not saved:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
@@ -567,6 +618,8 @@ if __name__ == "__main__":
     writer.close()
     if stop_signal:
         saved = checkpointed == global_step or write_checkpoint(checkpoint(), run_dir)
-        print(f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
-              file=sys.stderr)
+        print(
+            f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
+            file=sys.stderr,
+        )
         sys.exit(128 + stop_signal[0])

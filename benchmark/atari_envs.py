@@ -5,6 +5,7 @@
 Rows: this dqn_atari.py's make_env in gymnasium's SyncVectorEnv (what the script uses) and in AsyncVectorEnv, and with
 --baseline, that ref's make_env (94fefc3: ale-py's C++ AtariVectorEnv). Nothing else should run meanwhile.
 """
+
 import argparse
 import os
 import subprocess
@@ -42,9 +43,11 @@ if __name__ == "__main__":
     mode = gym.vector.AutoresetMode.SAME_STEP
     rows = {
         "SB3 wrappers in SyncVectorEnv (this version)": lambda n: gym.vector.SyncVectorEnv(
-            [dqn_atari.make_env("BreakoutNoFrameskip-v4", i) for i in range(n)], autoreset_mode=mode),
+            [dqn_atari.make_env("BreakoutNoFrameskip-v4", i) for i in range(n)], autoreset_mode=mode
+        ),
         "SB3 wrappers in AsyncVectorEnv": lambda n: gym.vector.AsyncVectorEnv(
-            [dqn_atari.make_env("BreakoutNoFrameskip-v4", i) for i in range(n)], autoreset_mode=mode),
+            [dqn_atari.make_env("BreakoutNoFrameskip-v4", i) for i in range(n)], autoreset_mode=mode
+        ),
     }
     if a.baseline:
         folder = tempfile.mkdtemp()

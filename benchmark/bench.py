@@ -6,13 +6,14 @@
     python benchmark/bench.py --repeat 3          # each program 3 times per configuration, in turn: medians
     python benchmark/bench.py --only default      # only the default `dqn.py --env-id CartPole-v1` run (500k steps)
     python benchmark/bench.py --cuda              # every program on the GPU (on a machine without one: says so)
-    python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs (cProfile),
+    python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs,
                                                   # and what a step of each vector env of CartPole costs
-    python benchmark/bench.py --checkpoint        # only: saving a full 1M-step Atari replay memory, then 10k steps later
+    python benchmark/bench.py --checkpoint        # only: saving a full 1M-step Atari replay memory, then 10k later
 
 The table's header names the CPU model, cores, torch version and date: figures hold for that machine only, so quote
 the ratios, which compare programs measured in the same run. For each configuration each program runs as a user
-would (a fresh process in a scratch folder) and the numbers come from outside it: wall time of the whole process, peak resident memory (the kernel's rusage), and steps/s before and
+would (a fresh process in a scratch folder) and the numbers come from outside it: wall time of the whole process,
+peak resident memory (the kernel's rusage), and steps/s before and
 after learning starts from the wall-clock stamps of its TensorBoard `charts/SPS` points. Start-up is the whole-process
 wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3. These
 machines are shared: the same program can take 15 % longer from one run to the next, so --repeat runs the programs
@@ -26,6 +27,7 @@ Then the replay memory of dqn_atari.py: bytes per transition, what resident memo
 checkpoint of a full 1M-step replay memory (SIGTERM with no earlier checkpoint), then of the next one 10k steps later
 (a periodic checkpoint, or SIGTERM 10k steps after one), written to a scratch folder.
 """
+
 import argparse
 import contextlib
 import glob
@@ -54,8 +56,10 @@ def machine():
         cpu += ", AVX-512" * ("avx512f" in flags) + " with bf16" * ("avx512_bf16" in flags)
     except (OSError, StopIteration):
         cpu = platform.processor() or platform.machine()
-    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; Python {platform.python_version()}; "
-            f"{time.strftime('%Y-%m-%d %H:%M')}")
+    return (
+        f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
 
 
 def run(cmd):
@@ -73,7 +77,11 @@ def run(cmd):
         text, runs = out.read(), glob.glob(os.path.join(cwd, "runs", "*"))
         if runs:
             acc = EventAccumulator(runs[0], size_guidance={"scalars": 0}).Reload()
-            sps = [(e.wall_time, e.step) for e in acc.Scalars("charts/SPS")] if "charts/SPS" in acc.Tags()["scalars"] else []
+            sps = (
+                [(e.wall_time, e.step) for e in acc.Scalars("charts/SPS")]
+                if "charts/SPS" in acc.Tags()["scalars"]
+                else []
+            )
         else:  # SB3: the callback's stamps
             sps = [tuple(p) for p in json.loads(text.splitlines()[-1])]
         return wall, usage.ru_maxrss / 1024, text, sps
@@ -95,8 +103,19 @@ def command(program, work, total, before):
     script = os.path.join(program[2], "dqn_atari.py" if atari else "dqn.py")
     if work.get("default"):  # the run as a user starts it: every default, the evaluation included
         return [sys.executable, script, "--env-id", work["env_id"], cuda]
-    flags = ["--env-id", work["env_id"], "--num-envs", work["n_envs"], cuda, "--total-timesteps", total,
-             "--learning-starts", before, "--eval-episodes", 0]
+    flags = [
+        "--env-id",
+        work["env_id"],
+        "--num-envs",
+        work["n_envs"],
+        cuda,
+        "--total-timesteps",
+        total,
+        "--learning-starts",
+        before,
+        "--eval-episodes",
+        0,
+    ]
     if atari:
         flags += ["--buffer-size", work["buffer"], "--end-e", work["end_e"]]
     return [sys.executable, script, *map(str, flags)]
@@ -119,8 +138,11 @@ def measure(name, work, before, after, programs, repeat):
     for program, startup, results, (pre, post, wall, rss) in zip(programs, startups, runs, medians):
         spread = f" ({min(r[2] for r in results):.1f}-{max(r[2] for r in results):.1f})" if repeat > 1 else ""
         ratio = "1" if program is programs[0] else f"{wall / medians[0][2]:.2f}"
-        print(f"| {name} | {program[0]} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f}{spread} | {rss:,.0f} | "
-              f"{ratio} |", flush=True)
+        print(
+            f"| {name} | {program[0]} | {startup:.1f} | {pre:,.0f} | {post:,.0f} | {wall:.1f}{spread} | {rss:,.0f} | "
+            f"{ratio} |",
+            flush=True,
+        )
     return medians
 
 
@@ -139,15 +161,34 @@ def sb3_child(spec):
     atari, n = spec["env_id"].startswith("Breakout"), spec["n_envs"]
     gym.register_envs(ale_py)
     torch.set_num_threads(spec["threads"] or torch.get_num_threads())  # the thread count ours uses
-    env = VecFrameStack(make_atari_env(spec["env_id"], n, seed=1), 4) if atari else make_vec_env(spec["env_id"], n, seed=1)
+    env = (
+        VecFrameStack(make_atari_env(spec["env_id"], n, seed=1), 4)
+        if atari
+        else make_vec_env(spec["env_id"], n, seed=1)
+    )
     g = math.gcd(spec["train_freq"], n)  # as many updates per env step as ours: train_freq counts vector steps
-    model = DQN("CnnPolicy" if atari else "MlpPolicy", env, learning_rate=spec["lr"], buffer_size=spec["buffer"],
-                learning_starts=spec["before"], batch_size=spec["batch"], tau=1.0, gamma=0.99,
-                train_freq=spec["train_freq"] // g, gradient_steps=n // g, target_update_interval=spec["target"],
-                exploration_fraction=spec["fraction"], exploration_initial_eps=1.0, exploration_final_eps=spec["end_e"],
-                max_grad_norm=math.inf, optimize_memory_usage=atari,
-                replay_buffer_kwargs={"handle_timeout_termination": False} if atari else None,
-                policy_kwargs=None if atari else {"net_arch": [120, 84]}, device="cuda" if spec["cuda"] else "cpu", seed=1)
+    model = DQN(
+        "CnnPolicy" if atari else "MlpPolicy",
+        env,
+        learning_rate=spec["lr"],
+        buffer_size=spec["buffer"],
+        learning_starts=spec["before"],
+        batch_size=spec["batch"],
+        tau=1.0,
+        gamma=0.99,
+        train_freq=spec["train_freq"] // g,
+        gradient_steps=n // g,
+        target_update_interval=spec["target"],
+        exploration_fraction=spec["fraction"],
+        exploration_initial_eps=1.0,
+        exploration_final_eps=spec["end_e"],
+        max_grad_norm=math.inf,
+        optimize_memory_usage=atari,
+        replay_buffer_kwargs={"handle_timeout_termination": False} if atari else None,
+        policy_kwargs=None if atari else {"net_arch": [120, 84]},
+        device="cuda" if spec["cuda"] else "cpu",
+        seed=1,
+    )
     stamps = []
 
     class Stamps(BaseCallback):
@@ -164,8 +205,9 @@ def breakout_stream(dqn_atari, n=2000):
     """n real Breakout transitions of a random agent, as rb.add's arguments, to replay in a loop."""
     import gymnasium as gym
 
-    envs = gym.vector.SyncVectorEnv([dqn_atari.make_env("BreakoutNoFrameskip-v4", 0)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = gym.vector.SyncVectorEnv(
+        [dqn_atari.make_env("BreakoutNoFrameskip-v4", 0)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
     obs, _ = envs.reset(seed=0)
     steps = []
     for _ in range(n):
@@ -193,9 +235,11 @@ def buffer_numbers(capacity, fill):
     for i in range(fill):
         rb.add(*steps[i % len(steps)], {})
     grown = (process.memory_info().rss - rss0) / fill
-    print(f"- FrameReplayBuffer({capacity:,}): {arrays / capacity:,.0f} bytes per transition "
-          f"({arrays / 2**30:.2f} GiB for all its arrays); resident memory grew {grown:,.0f} bytes per stored step "
-          f"over {fill:,} steps (SB3's plain buffer: {2 * 4 * 84 * 84 + 8 + 4 + 4 + 4:,} bytes per transition)")
+    print(
+        f"- FrameReplayBuffer({capacity:,}): {arrays / capacity:,.0f} bytes per transition "
+        f"({arrays / 2**30:.2f} GiB for all its arrays); resident memory grew {grown:,.0f} bytes per stored step "
+        f"over {fill:,} steps (SB3's plain buffer: {2 * 4 * 84 * 84 + 8 + 4 + 4 + 4:,} bytes per transition)"
+    )
     plain = ReplayBuffer(fill, obs_space, act_space, "cpu", handle_timeout_termination=False)
     small = dqn_atari.FrameReplayBuffer(fill, obs_space, act_space)
     for i in range(fill):
@@ -225,8 +269,12 @@ def checkpoint_numbers(capacity, more):
     optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
     q_network(torch.zeros(1, 4, 84, 84)).sum().backward()
     optimizer.step()  # Adam's moments exist, as in a run
-    tensors = {"q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
-               "optimizer": optimizer.state_dict(), "rng": [torch.get_rng_state()]}
+    tensors = {
+        "q_network": q_network.state_dict(),
+        "target_network": target_network.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": [torch.get_rng_state()],
+    }
     with tempfile.TemporaryDirectory() as run_dir:
         folder = os.path.join(run_dir, "checkpoint")
         for label, adds in (("a full replay memory", capacity), (f"{more:,} steps later", more)):
@@ -238,8 +286,11 @@ def checkpoint_numbers(capacity, more):
             seconds = time.perf_counter() - start
             new = set(os.listdir(folder)) - before | {"checkpoint.pt"}
             written = sum(os.path.getsize(os.path.join(folder, f)) for f in new)
-            print(f"- checkpoint of {label} (FrameReplayBuffer({capacity:,}), {rb.added:,} steps added): {seconds:.1f} s "
-                  f"to write {written / 2**20:,.0f} MiB in {len(new)} files", flush=True)
+            print(
+                f"- checkpoint of {label} (FrameReplayBuffer({capacity:,}), {rb.added:,} steps added): {seconds:.1f} s "
+                f"to write {written / 2**20:,.0f} MiB in {len(new)} files",
+                flush=True,
+            )
 
 
 def profile(steps, before, n_envs):
@@ -250,9 +301,28 @@ def profile(steps, before, n_envs):
     def profiled(total, learning_starts):
         with tempfile.TemporaryDirectory() as cwd:
             out = os.path.join(cwd, "profile.out")
-            subprocess.run([sys.executable, "-m", "cProfile", "-o", out, os.path.join(ROOT, "dqn.py"), "--no-cuda",
-                            "--num-envs", str(n_envs), "--total-timesteps", str(total), "--learning-starts", str(learning_starts), "--eval-episodes",
-                            "0"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "cProfile",
+                    "-o",
+                    out,
+                    os.path.join(ROOT, "dqn.py"),
+                    "--no-cuda",
+                    "--num-envs",
+                    str(n_envs),
+                    "--total-timesteps",
+                    str(total),
+                    "--learning-starts",
+                    str(learning_starts),
+                    "--eval-episodes",
+                    "0",
+                ],
+                cwd=cwd,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             stats = pstats.Stats(out).stats
         return stats, max(v[3] for k, v in stats.items() if k[0].endswith("dqn.py") and k[2] == "<module>")
 
@@ -270,25 +340,33 @@ def profile(steps, before, n_envs):
         "TensorBoard (add_scalar)": ("writer.py", "add_scalar"),
     }
     total -= startup
-    print(f"dqn.py CartPole-v1, {n_envs} env{'s' * (n_envs > 1)}, {before:,} + {steps - before:,} steps, under cProfile: {total / steps * 1e6:,.1f} us "
-          f"per env step in all, start-up ({startup:.1f} s) left out\n\n| part | calls | us per env step | share |\n|---|---|---|---|")
+    print(
+        f"dqn.py CartPole-v1, {n_envs} env{'s' * (n_envs > 1)}, {before:,} + {steps - before:,} steps, under cProfile: "
+        f"{total / steps * 1e6:,.1f} us "
+        f"per env step in all, start-up ({startup:.1f} s) left out\n\n"
+        "| part | calls | us per env step | share |\n|---|---|---|---|"
+    )
     accounted = 0.0
     for label, (file, name) in parts.items():
         hits = [v for k, v in stats.items() if k[0].endswith(file) and k[2] == name]
         calls, seconds = max((v[1], v[3]) for v in hits)  # the outermost of a method and its super()
         accounted += seconds
         print(f"| {label} | {calls:,} | {seconds / steps * 1e6:,.1f} | {seconds / total:.0%} |")
-    print(f"| everything else (the loop itself) | | {(total - accounted) / steps * 1e6:,.1f} | "
-          f"{(total - accounted) / total:.0%} |")
+    print(
+        f"| everything else (the loop itself) | | {(total - accounted) / steps * 1e6:,.1f} | "
+        f"{(total - accounted) / total:.0%} |"
+    )
 
 
 def vector_env_numbers(steps=5000):
-    """gymnasium's SyncVectorEnv of CartPole (dqn.py's, SAME_STEP) against its NumPy CartPoleVectorEnv (NEXT_STEP only)."""
+    """gymnasium's SyncVectorEnv of CartPole (dqn.py's, SAME_STEP) against its NumPy CartPoleVectorEnv (NEXT_STEP)."""
     import gymnasium as gym
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
     for n in (1, 8):
-        sync = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        sync = gym.vector.SyncVectorEnv(
+            [lambda: gym.make("CartPole-v1")] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
         for label, envs in (("SyncVectorEnv", sync), ("CartPoleVectorEnv", CartPoleVectorEnv(num_envs=n))):
             envs.reset(seed=0)
             actions, times = np.random.default_rng(0).integers(2, size=(steps, n)), []
@@ -297,17 +375,24 @@ def vector_env_numbers(steps=5000):
                 for a in actions:
                     envs.step(a)
                 times.append((time.perf_counter() - start) / steps)
-            print(f"- CartPole-v1, {n} env{'s' * (n > 1)}, {label}.step: {min(times) * 1e6:,.1f} us (best of 5 x {steps:,})")
+            print(
+                f"- CartPole-v1, {n} env{'s' * (n > 1)}, {label}.step: {min(times) * 1e6:,.1f} us "
+                f"(best of 5 x {steps:,})"
+            )
 
 
 def baseline_worktree(ref, stack):
     """The scripts of a git ref, checked out in a temporary worktree that is removed at exit."""
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-baseline-"))
-    found = subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", folder, ref], capture_output=True, text=True)
+    found = subprocess.run(
+        ["git", "-C", ROOT, "worktree", "add", "--detach", folder, ref], capture_output=True, text=True
+    )
     if found.returncode != 0:
         sys.exit(f"bench.py: error: cannot check out {ref!r}: {found.stderr.strip().splitlines()[-1]}")
     stack.callback(subprocess.run, ["git", "-C", ROOT, "worktree", "remove", "--force", folder], capture_output=True)
-    sha = subprocess.run(["git", "-C", folder, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", folder, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     return (f"{ref} ({sha})" if ref != sha else sha, "script", folder)
 
 
@@ -317,9 +402,13 @@ if __name__ == "__main__":
     parser.add_argument("--baseline", nargs="*", default=[], metavar="REF", help="git refs to measure beside us")
     parser.add_argument("--no-peer", action="store_true", help="leave out Stable-Baselines3's DQN")
     parser.add_argument("--only", choices=["cartpole", "default", "breakout"], help="one family of configurations")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each program per configuration, in turn (medians)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each program per configuration, in turn (medians)"
+    )
     parser.add_argument("--cuda", action="store_true", help="run every program on the GPU (needs one)")
-    parser.add_argument("--checkpoint", action="store_true", help="only the checkpoint of a full 1M-step Atari replay memory")
+    parser.add_argument(
+        "--checkpoint", action="store_true", help="only the checkpoint of a full 1M-step Atari replay memory"
+    )
     parser.add_argument("--profile", action="store_true", help="only: where dqn.py's time goes per env step")
     parser.add_argument("--sb3", help=argparse.SUPPRESS)  # internal: one SB3 run, in its own process
     options = parser.parse_args()
@@ -343,34 +432,77 @@ if __name__ == "__main__":
         sys.exit(vector_env_numbers())
     with contextlib.ExitStack() as stack:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "dqn.py", "dqn_atari.py"], capture_output=True,
-                               text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", ROOT, "status", "--porcelain", "--", "dqn.py", "dqn_atari.py"], capture_output=True, text=True
+        ).stdout.strip()
         programs = [(f"ours ({head.stdout.strip() or 'this folder'}{', modified' if dirty else ''})", "script", ROOT)]
         programs += [baseline_worktree(ref, stack) for ref in options.baseline]
         programs += [] if options.no_peer else [("SB3 DQN", "sb3", None)]
         q, r = options.quick, options.repeat
         gpu = f"; GPU: {__import__('torch').cuda.get_device_name()}" if options.cuda else ""
         print(f"{machine()}{gpu}{f'; medians of {r} runs each, in turn (wall range in brackets)' if r > 1 else ''}\n")
-        print("| configuration | program | start-up (s) | steps/s before learning | steps/s after learning | wall (s) | "
-              "peak RSS (MiB) | wall / ours |")
+        print(
+            "| configuration | program | start-up (s) | steps/s before learning | steps/s after learning | wall (s) | "
+            "peak RSS (MiB) | wall / ours |"
+        )
         print("|---|---|---|---|---|---|---|---|")
-        cartpole = {"env_id": "CartPole-v1", "lr": 2.5e-4, "buffer": 10000, "batch": 128, "train_freq": 10, "target": 500,
-                    "fraction": 0.5, "end_e": 0.05, "threads": 1, "cuda": options.cuda}
-        breakout = {"env_id": "BreakoutNoFrameskip-v4", "lr": 1e-4, "buffer": 100000, "batch": 32, "train_freq": 4,
-                    "target": 1000, "fraction": 0.1, "end_e": 0.9, "threads": 0, "cuda": options.cuda}  # epsilon 1 -> 0.9: the default run's first 8%
+        cartpole = {
+            "env_id": "CartPole-v1",
+            "lr": 2.5e-4,
+            "buffer": 10000,
+            "batch": 128,
+            "train_freq": 10,
+            "target": 500,
+            "fraction": 0.5,
+            "end_e": 0.05,
+            "threads": 1,
+            "cuda": options.cuda,
+        }
+        breakout = {
+            "env_id": "BreakoutNoFrameskip-v4",
+            "lr": 1e-4,
+            "buffer": 100000,
+            "batch": 32,
+            "train_freq": 4,
+            "target": 1000,
+            "fraction": 0.1,
+            "end_e": 0.9,
+            "threads": 0,
+            "cuda": options.cuda,
+        }  # epsilon 1 -> 0.9: the default run's first 8%
         if options.only in (None, "cartpole"):
             before, after = (10000, 50000) if not q else (5000, 10000)
             for n in (1, 8):
-                measure(f"CartPole-v1, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}",
-                        {**cartpole, "n_envs": n}, before, after, programs, r)
-        if options.only == "default" or options.only is None and not q:  # 500k steps and the evaluation; no SB3 (minutes more)
-            measure("`dqn.py --env-id CartPole-v1` (the default run)", {**cartpole, "n_envs": 1, "default": True}, 10000, 490000,
-                    programs, r)
+                measure(
+                    f"CartPole-v1, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}",
+                    {**cartpole, "n_envs": n},
+                    before,
+                    after,
+                    programs,
+                    r,
+                )
+        if (
+            options.only == "default" or options.only is None and not q
+        ):  # 500k steps and the evaluation; no SB3 (minutes more)
+            measure(
+                "`dqn.py --env-id CartPole-v1` (the default run)",
+                {**cartpole, "n_envs": 1, "default": True},
+                10000,
+                490000,
+                programs,
+                r,
+            )
         if options.only in (None, "breakout"):
             before, after = (10000, 4000) if not q else (3000, 1000)
             for n in (1, 8):
-                measure(f"Breakout, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}, buffer 100k",
-                        {**breakout, "n_envs": n}, before, after, programs, r)
+                measure(
+                    f"Breakout, {before // 1000}k + {after // 1000}k steps, {n} env{'s' * (n > 1)}, buffer 100k",
+                    {**breakout, "n_envs": n},
+                    before,
+                    after,
+                    programs,
+                    r,
+                )
         if not options.only and not options.cuda:
             print()
             buffer_numbers(1_000_000, 50_000 if q else 200_000)

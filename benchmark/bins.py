@@ -5,12 +5,12 @@
 Each argument is a run folder or a folder whose `runs/` (or itself) holds run folders. Games count in the bin where
 they end. One Markdown row per run, then per env id of each argument its runs' mean.
 """
+
 import argparse
 import glob
 import os
 
 import numpy as np
-
 from report import read_run
 
 if __name__ == "__main__":
@@ -33,9 +33,15 @@ if __name__ == "__main__":
             steps, scores = read_run(run_dir)["returns"][:, 1:].T
             row = [scores[(steps > lo) & (steps <= lo + a.bin)].mean() for lo in edges] + [(steps <= a.upto).sum()]
             tables.setdefault(os.path.basename(os.path.normpath(run_dir)).split("__")[0], []).append(row)
-            print(f"| {folder} | {os.path.basename(os.path.normpath(run_dir))} | "
-                  + " | ".join(f"{v:.2f}" for v in row[:-1]) + f" | {row[-1]:.0f} |")
+            print(
+                f"| {folder} | {os.path.basename(os.path.normpath(run_dir))} | "
+                + " | ".join(f"{v:.2f}" for v in row[:-1])
+                + f" | {row[-1]:.0f} |"
+            )
         for env_id, table in tables.items():
             mean = np.mean(table, axis=0)
-            print(f"| {folder} | {env_id}, mean of {len(table)} | " + " | ".join(f"{v:.2f}" for v in mean[:-1])
-                  + f" | {mean[-1]:.0f} |")
+            print(
+                f"| {folder} | {env_id}, mean of {len(table)} | "
+                + " | ".join(f"{v:.2f}" for v in mean[:-1])
+                + f" | {mean[-1]:.0f} |"
+            )

@@ -12,6 +12,7 @@ brackets), the mean of the last 40 games, wall time and steps/s; beside them the
 its pinned environment, from issue 21; no events of it are committed). One PNG of every run's score (the mean of
 its last 40 games) against env steps, with CleanRL's bin means as steps.
 """
+
 import argparse
 import glob
 import os
@@ -19,12 +20,23 @@ import subprocess
 import sys
 
 import numpy as np
-
 from report import read_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAGS = ["--total-timesteps", "300000", "--learning-starts", "20000", "--buffer-size", "100000", "--eval-episodes", "0",
-         "--torch-threads", "1", "--checkpoint-frequency", "50000"]
+FLAGS = [
+    "--total-timesteps",
+    "300000",
+    "--learning-starts",
+    "20000",
+    "--buffer-size",
+    "100000",
+    "--eval-episodes",
+    "0",
+    "--torch-threads",
+    "1",
+    "--checkpoint-frequency",
+    "50000",
+]
 BIN, LAST, TOTAL = 50_000, 40, 300_000
 CLEANRL = [1.4, 4.1, 13.4, 19.4, 22.4, 27.2]  # per bin, mean of seeds 1 and 2; the last 40 games: 31.1 (33.0, 29.1)
 CLEANRL_LAST = 31.1
@@ -36,8 +48,14 @@ def run(out, seeds):
         done = glob.glob(os.path.join(out, "runs", f"*__{seed}__*", "checkpoint", "checkpoint.pt"))
         flags = ["--resume", os.path.dirname(os.path.dirname(done[0]))] if done else ["--seed", str(seed), *FLAGS]
         log = open(os.path.join(out, f"seed{seed}.log"), "a")
-        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "dqn_atari.py"), *flags], cwd=out,
-                                      stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, os.path.join(ROOT, "dqn_atari.py"), *flags],
+                cwd=out,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     return [p.wait() for p in procs]
 
 
@@ -49,8 +67,10 @@ def report(out, compare):
 
     edges = range(0, TOTAL, BIN)
     bins = [f"{a // 1000}k-{(a + BIN) // 1000}k" for a in edges]
-    rows = ["| program | seed | " + " | ".join(bins) + f" | last {LAST} games | steps | wall (s) | steps/s |",
-            "|---|---|" + "---|" * (len(bins) + 4)]
+    rows = [
+        "| program | seed | " + " | ".join(bins) + f" | last {LAST} games | steps | wall (s) | steps/s |",
+        "|---|---|" + "---|" * (len(bins) + 4),
+    ]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.step([a + BIN for a in edges], CLEANRL, where="pre", color="black", label="CleanRL, mean of seeds 1, 2 per bin")
     for (label, folder), color in zip([("ours", out), *compare], ["tab:blue", "tab:gray", "tab:orange"]):
@@ -60,13 +80,20 @@ def report(out, compare):
             steps, scores = r["returns"][:, 1], r["returns"][:, 2]
             cells = [scores[(steps > a) & (steps <= a + BIN)] for a in edges]
             means.append([c.mean() if len(c) else np.nan for c in cells] + [scores[-LAST:].mean()])
-            rows.append(f"| {label} | {seed} | " + " | ".join(f"{c.mean():.2f} ({len(c)})" if len(c) else "n/a" for c in cells)
-                        + f" | {scores[-LAST:].mean():.2f} | {r['steps']:,.0f} | {r['wall']:,.0f} | {r['steps'] / r['wall']:,.0f} |")
+            rows.append(
+                f"| {label} | {seed} | "
+                + " | ".join(f"{c.mean():.2f} ({len(c)})" if len(c) else "n/a" for c in cells)
+                + f" | {scores[-LAST:].mean():.2f} | {r['steps']:,.0f} | {r['wall']:,.0f}"
+                + f" | {r['steps'] / r['wall']:,.0f} |"
+            )
             smooth = np.convolve(scores, np.ones(LAST))[: len(scores)] / np.minimum(np.arange(1, len(scores) + 1), LAST)
             ax.plot(steps, smooth, color=color, ls="-" if seed == "1" else "--", label=f"{label}, seed {seed}")
         if means:
-            rows.append(f"| {label} | mean | " + " | ".join(f"{m:.2f}" for m in np.mean(means, 0)[:-1])
-                        + f" | {np.mean(means, 0)[-1]:.2f} | | | |")
+            rows.append(
+                f"| {label} | mean | "
+                + " | ".join(f"{m:.2f}" for m in np.mean(means, 0)[:-1])
+                + f" | {np.mean(means, 0)[-1]:.2f} | | | |"
+            )
     rows.append("| CleanRL | mean | " + " | ".join(f"{m:.1f}" for m in CLEANRL) + f" | {CLEANRL_LAST:.1f} | | | |")
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"game score (mean of the last {LAST} games)")
@@ -77,9 +104,11 @@ def report(out, compare):
     fig.savefig(os.path.join(out, "breakout_300k.png"), dpi=80)
     table = "\n".join(rows)
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write("Game score per 50k-step bin: mean (games ended in the bin). Made by `python benchmark/breakout_300k.py "
-                f"--report-only {' '.join('--compare ' + l + '=' + os.path.relpath(d, ROOT) for l, d in compare)}`."
-                f"\n\n{table}\n")
+        f.write(
+            "Game score per 50k-step bin: mean (games ended in the bin). Made by `python benchmark/breakout_300k.py "
+            f"--report-only {' '.join('--compare ' + l + '=' + os.path.relpath(d, ROOT) for l, d in compare)}`."
+            f"\n\n{table}\n"
+        )
     print(table)
 
 

@@ -11,6 +11,7 @@ random and human scores (Mnih et al. 2015, Badia et al. 2020), then aggregated o
 and mean with 95 % CIs, and a performance profile (the fraction of runs above each normalised score) drawn to
 `<out>/atari_profile.png`. Learning curves: `<out>/<exp>__<env>.png`. The table: `<out>/results.md`.
 """
+
 import glob
 import os
 import re
@@ -23,23 +24,63 @@ warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)  
 
 REPS, LAST = 10_000, 20
 ATARI = {  # game: (random score, human score), the published per-game references for human-normalised scores
-    "alien": (227.8, 7127.7), "amidar": (5.8, 1719.5), "assault": (222.4, 742.0), "asterix": (210.0, 8503.3),
-    "asteroids": (719.1, 47388.7), "atlantis": (12850.0, 29028.1), "bank_heist": (14.2, 753.1),
-    "battle_zone": (2360.0, 37187.5), "beam_rider": (363.9, 16926.5), "berzerk": (123.7, 2630.4),
-    "bowling": (23.1, 160.7), "boxing": (0.1, 12.1), "breakout": (1.7, 30.5), "centipede": (2090.9, 12017.0),
-    "chopper_command": (811.0, 7387.8), "crazy_climber": (10780.5, 35829.4), "defender": (2874.5, 18688.9),
-    "demon_attack": (152.1, 1971.0), "double_dunk": (-18.6, -16.4), "enduro": (0.0, 860.5),
-    "fishing_derby": (-91.7, -38.7), "freeway": (0.0, 29.6), "frostbite": (65.2, 4334.7), "gopher": (257.6, 2412.5),
-    "gravitar": (173.0, 3351.4), "hero": (1027.0, 30826.4), "ice_hockey": (-11.2, 0.9), "jamesbond": (29.0, 302.8),
-    "kangaroo": (52.0, 3035.0), "krull": (1598.0, 2665.5), "kung_fu_master": (258.5, 22736.3),
-    "montezuma_revenge": (0.0, 4753.3), "ms_pacman": (307.3, 6951.6), "name_this_game": (2292.3, 8049.0),
-    "phoenix": (761.4, 7242.6), "pitfall": (-229.4, 6463.7), "pong": (-20.7, 14.6), "private_eye": (24.9, 69571.3),
-    "qbert": (163.9, 13455.0), "riverraid": (1338.5, 17118.0), "road_runner": (11.5, 7845.0), "robotank": (2.2, 11.9),
-    "seaquest": (68.4, 42054.7), "skiing": (-17098.1, -4336.9), "solaris": (1236.3, 12326.7),
-    "space_invaders": (148.0, 1668.7), "star_gunner": (664.0, 10250.0), "surround": (-10.0, 6.5),
-    "tennis": (-23.8, -8.3), "time_pilot": (3568.0, 5229.2), "tutankham": (11.4, 167.6), "up_n_down": (533.4, 11693.2),
-    "venture": (0.0, 1187.5), "video_pinball": (16256.9, 17667.9), "wizard_of_wor": (563.5, 4756.5),
-    "yars_revenge": (3092.9, 54576.9), "zaxxon": (32.5, 9173.3),
+    "alien": (227.8, 7127.7),
+    "amidar": (5.8, 1719.5),
+    "assault": (222.4, 742.0),
+    "asterix": (210.0, 8503.3),
+    "asteroids": (719.1, 47388.7),
+    "atlantis": (12850.0, 29028.1),
+    "bank_heist": (14.2, 753.1),
+    "battle_zone": (2360.0, 37187.5),
+    "beam_rider": (363.9, 16926.5),
+    "berzerk": (123.7, 2630.4),
+    "bowling": (23.1, 160.7),
+    "boxing": (0.1, 12.1),
+    "breakout": (1.7, 30.5),
+    "centipede": (2090.9, 12017.0),
+    "chopper_command": (811.0, 7387.8),
+    "crazy_climber": (10780.5, 35829.4),
+    "defender": (2874.5, 18688.9),
+    "demon_attack": (152.1, 1971.0),
+    "double_dunk": (-18.6, -16.4),
+    "enduro": (0.0, 860.5),
+    "fishing_derby": (-91.7, -38.7),
+    "freeway": (0.0, 29.6),
+    "frostbite": (65.2, 4334.7),
+    "gopher": (257.6, 2412.5),
+    "gravitar": (173.0, 3351.4),
+    "hero": (1027.0, 30826.4),
+    "ice_hockey": (-11.2, 0.9),
+    "jamesbond": (29.0, 302.8),
+    "kangaroo": (52.0, 3035.0),
+    "krull": (1598.0, 2665.5),
+    "kung_fu_master": (258.5, 22736.3),
+    "montezuma_revenge": (0.0, 4753.3),
+    "ms_pacman": (307.3, 6951.6),
+    "name_this_game": (2292.3, 8049.0),
+    "phoenix": (761.4, 7242.6),
+    "pitfall": (-229.4, 6463.7),
+    "pong": (-20.7, 14.6),
+    "private_eye": (24.9, 69571.3),
+    "qbert": (163.9, 13455.0),
+    "riverraid": (1338.5, 17118.0),
+    "road_runner": (11.5, 7845.0),
+    "robotank": (2.2, 11.9),
+    "seaquest": (68.4, 42054.7),
+    "skiing": (-17098.1, -4336.9),
+    "solaris": (1236.3, 12326.7),
+    "space_invaders": (148.0, 1668.7),
+    "star_gunner": (664.0, 10250.0),
+    "surround": (-10.0, 6.5),
+    "tennis": (-23.8, -8.3),
+    "time_pilot": (3568.0, 5229.2),
+    "tutankham": (11.4, 167.6),
+    "up_n_down": (533.4, 11693.2),
+    "venture": (0.0, 1187.5),
+    "video_pinball": (16256.9, 17667.9),
+    "wizard_of_wor": (563.5, 4756.5),
+    "yars_revenge": (3092.9, 54576.9),
+    "zaxxon": (32.5, 9173.3),
 }
 
 
@@ -57,7 +98,9 @@ def read_run(run_dir):
 
     acc = EventAccumulator(run_dir, size_guidance={"scalars": 0}).Reload()
     tags = acc.Tags()["scalars"]
-    get = lambda tag: np.array([(e.wall_time, e.step, e.value) for e in acc.Scalars(tag)]) if tag in tags else np.zeros((0, 3))
+    get = lambda tag: (
+        np.array([(e.wall_time, e.step, e.value) for e in acc.Scalars(tag)]) if tag in tags else np.zeros((0, 3))
+    )
     run = {"returns": get("charts/episodic_return"), "eval": get("eval/episodic_return"), "sps": get("charts/SPS")}
     if len(run["eval"]):  # an evaluation cut short and done again after a resume: keep the last one of each episode
         last = {}
@@ -78,12 +121,16 @@ def iqm_ci(scores):
 
 
 def estimates(scores, metrics):
-    from rliable import library, metrics as rm
+    from rliable import library
+    from rliable import metrics as rm
 
     funcs = [getattr(rm, m) for m in metrics.values()]
-    point, ci = library.get_interval_estimates({"x": np.asarray(scores, dtype=float)},
-                                               lambda x: np.array([f(x) for f in funcs]), reps=REPS,
-                                               random_state=np.random.RandomState(0))
+    point, ci = library.get_interval_estimates(
+        {"x": np.asarray(scores, dtype=float)},
+        lambda x: np.array([f(x) for f in funcs]),
+        reps=REPS,
+        random_state=np.random.RandomState(0),
+    )
     return {k: (point["x"][i], ci["x"][0, i], ci["x"][1, i]) for i, k in enumerate(metrics)}
 
 
@@ -101,7 +148,9 @@ def curves(exp, env, runs, out, plt):
         for r in runs:
             x = r["returns"][:, column] - (r["returns"][0, 0] if column == 0 else 0)
             y = r["returns"][:, 2]
-            lines.append((x, np.convolve(y, np.ones(LAST), "full")[: len(y)] / np.minimum(np.arange(1, len(y) + 1), LAST)))
+            lines.append(
+                (x, np.convolve(y, np.ones(LAST), "full")[: len(y)] / np.minimum(np.arange(1, len(y) + 1), LAST))
+            )
         grid = np.linspace(max(x[0] for x, _ in lines), min(x[-1] for x, _ in lines), 200)
         ys = np.array([np.interp(grid, x, y) for x, y in lines])  # each run's mean of its last 20 episodes
         ax.plot(grid, ys.mean(axis=0), label=f"mean of {len(runs)} seeds")
@@ -126,37 +175,61 @@ def atari_aggregates(groups, out, plt):
         if not games:
             continue
         for kind in ("final", "eval"):
-            per_game = {env: {s: v for s, v in ((s, r[kind]) for s, r in runs) if v is not None} for env, runs in games.items()}
+            per_game = {
+                env: {s: v for s, v in ((s, r[kind]) for s, r in runs) if v is not None} for env, runs in games.items()
+            }
             seeds = sorted(set.intersection(*(set(v) for v in per_game.values())))
             if not seeds:
                 continue
             lo_hi = [ATARI[atari_game(env)] for env in per_game]
-            scores = np.array([[(per_game[env][s] - lo) / (hi - lo) for env, (lo, hi) in zip(per_game, lo_hi)]
-                               for s in seeds])  # runs x games
+            scores = np.array(
+                [[(per_game[env][s] - lo) / (hi - lo) for env, (lo, hi) in zip(per_game, lo_hi)] for s in seeds]
+            )  # runs x games
             est = estimates(scores, {"IQM": "aggregate_iqm", "median": "aggregate_median", "mean": "aggregate_mean"})
-            rows.append(f"| {exp} | {kind} | {len(per_game)} | {len(seeds)} | " +
-                        " | ".join(f"{p:.3f} [{l:.3f}, {h:.3f}]" for p, l, h in est.values()) + " |")
+            rows.append(
+                f"| {exp} | {kind} | {len(per_game)} | {len(seeds)} | "
+                + " | ".join(f"{p:.3f} [{l:.3f}, {h:.3f}]" for p, l, h in est.values())
+                + " |"
+            )
             profiles[f"{exp} ({kind})"] = scores
     if not rows:
         return []
-    taus = np.linspace(min(0.0, min(s.min() for s in profiles.values())), max(1.0, max(s.max() for s in profiles.values())), 101)
+    taus = np.linspace(
+        min(0.0, min(s.min() for s in profiles.values())), max(1.0, max(s.max() for s in profiles.values())), 101
+    )
     from rliable import library
 
     point, ci = {}, {}
     for key, scores in profiles.items():
-        p, c = library.get_interval_estimates({key: scores}, lambda x: np.array([np.mean(x > t) for t in taus]),
-                                              reps=2000, random_state=np.random.RandomState(0))
+        p, c = library.get_interval_estimates(
+            {key: scores},
+            lambda x: np.array([np.mean(x > t) for t in taus]),
+            reps=2000,
+            random_state=np.random.RandomState(0),
+        )
         point[key], ci[key] = p[key], c[key]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    plot_utils.plot_performance_profiles(point, taus, performance_profile_cis=ci, ax=ax,
-                                         xlabel=r"human-normalised score $\tau$", ylabel=r"fraction of runs with score $> \tau$")
+    plot_utils.plot_performance_profiles(
+        point,
+        taus,
+        performance_profile_cis=ci,
+        ax=ax,
+        xlabel=r"human-normalised score $\tau$",
+        ylabel=r"fraction of runs with score $> \tau$",
+    )
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "atari_profile.png"), dpi=80)
     plt.close(fig)
-    return ["", "Atari, human-normalised ((score − random) / (human − random)), over games and seeds, 95 % stratified "
-            "bootstrap CIs; performance profile: atari_profile.png", "",
-            "| experiment | score | games | seeds | IQM | median | mean |", "|---|---|---|---|---|---|---|", *rows]
+    return [
+        "",
+        "Atari, human-normalised ((score − random) / (human − random)), over games and seeds, 95 % stratified "
+        "bootstrap CIs; performance profile: atari_profile.png",
+        "",
+        "| experiment | score | games | seeds | IQM | median | mean |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def report(out):
@@ -174,19 +247,25 @@ def report(out):
             r["final"] = r["returns"][-LAST:, 2].mean()
             r["eval"] = r["eval"][:, 2].mean() if len(r["eval"]) else None
             groups.setdefault((exp, env), []).append((int(seed.rstrip("+")), r))
-    rows = [f"Per script and env over seeds: IQM [95 % stratified bootstrap CI] (rliable, {REPS:,} resamples) and "
-            f"mean ± std. Final: the mean of a run's last {LAST} training episodes; eval: the mean of its evaluation "
-            "episodes after training. Wall time: mean per run, attempts of a resumed run summed.", "",
-            "| experiment | env | seeds | final IQM [95 % CI] | final mean ± std | eval IQM [95 % CI] | eval mean ± std "
-            "| wall time (s) | steps/s |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        f"Per script and env over seeds: IQM [95 % stratified bootstrap CI] (rliable, {REPS:,} resamples) and "
+        f"mean ± std. Final: the mean of a run's last {LAST} training episodes; eval: the mean of its evaluation "
+        "episodes after training. Wall time: mean per run, attempts of a resumed run summed.",
+        "",
+        "| experiment | env | seeds | final IQM [95 % CI] | final mean ± std | eval IQM [95 % CI] | eval mean ± std "
+        "| wall time (s) | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (exp, env), runs in sorted(groups.items()):
         runs.sort(key=lambda sr: sr[0])
         final = cell([r["final"] for _, r in runs])
         evals = cell([r["eval"] for _, r in runs if r["eval"] is not None])
         wall = np.mean([r["wall"] for _, r in runs])
         sps = np.mean([r["steps"] / r["wall"] for _, r in runs if r["wall"] > 0])
-        rows.append(f"| {exp} | {env} | {','.join(str(s) for s, _ in runs)} | {final[0]} | {final[1]} | {evals[0]} | "
-                    f"{evals[1]} | {wall:,.0f} | {sps:,.0f} |")
+        rows.append(
+            f"| {exp} | {env} | {','.join(str(s) for s, _ in runs)} | {final[0]} | {final[1]} | {evals[0]} | "
+            f"{evals[1]} | {wall:,.0f} | {sps:,.0f} |"
+        )
         curves(exp, env, [r for _, r in runs], out, plt)
     rows += atari_aggregates(groups, out, plt)
     with open(os.path.join(out, "results.md"), "w") as f:

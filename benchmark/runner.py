@@ -1,7 +1,7 @@
 """Runs a sweep (scripts x env ids x seeds x flag sets) as Ray tasks, then writes the rliable results table and plots.
 
     python benchmark/runner.py --scripts dqn.py --env-ids CartPole-v1 Acrobot-v1 --seeds 1 2 3   # a local Ray instance
-    python benchmark/runner.py --address HOST:PORT ...   # a running cluster (`ray start --head` / `ray start --address`)
+    python benchmark/runner.py --address HOST:PORT ...   # a running cluster (`ray start --head`, `--address`)
     python benchmark/runner.py ... -- --total-timesteps 100000       # flags after -- go to every run
     python benchmark/runner.py ... --variants base= tau=--tau=0.5   # one flag set per variant
     python benchmark/runner.py --report-only --out benchmark/results/classic            # rebuild the table and plots
@@ -19,6 +19,7 @@ by Ray (`--retries`), and the retry continues with `--resume` from the run's las
 stopped (Ctrl-C: every run saves a checkpoint) and started again skips the runs marked done and resumes the others.
 A run that fails on its own (bad flags, a crash) is not retried; the summary names its log.
 """
+
 import argparse
 import glob
 import os
@@ -51,11 +52,15 @@ def run_task(job, out, token):
     except OSError:
         seen = None
     if seen != token:
-        raise RuntimeError(f"{host} does not see the sweep folder {out}: --out must be on a filesystem every node shares")
+        raise RuntimeError(
+            f"{host} does not see the sweep folder {out}: --out must be on a filesystem every node shares"
+        )
     with open(os.path.join(out, "logs", name + ".lock"), "a") as lock:
         # A killed attempt's script may still be saving its checkpoint; it holds this lock until it exits.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        folders = sorted(glob.glob(os.path.join(glob.escape(out), "runs", glob.escape(prefix) + "*")), key=os.path.getmtime)
+        folders = sorted(
+            glob.glob(os.path.join(glob.escape(out), "runs", glob.escape(prefix) + "*")), key=os.path.getmtime
+        )
         resumable = [d for d in folders if os.path.exists(os.path.join(d, "checkpoint", "checkpoint.pt"))]
         for d in folders:  # a started run that died before its first checkpoint: set aside, it starts over
             if d not in resumable[-1:]:
@@ -63,20 +68,30 @@ def run_task(job, out, token):
                 shutil.move(d, os.path.join(out, "abandoned", os.path.basename(d)))
         resume = ["--resume", os.path.relpath(resumable[-1], out)] if resumable else []
         with open(os.path.join(out, "logs", name + ".log"), "a") as log:
-            log.write(f"== runner: attempt on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                      f"{'resuming ' + resume[1] if resume else 'new run'}\n")
+            log.write(
+                f"== runner: attempt on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                f"{'resuming ' + resume[1] if resume else 'new run'}\n"
+            )
             log.flush()
 
             try:  # Linux: the script gets SIGTERM (and saves a checkpoint) if the Ray worker dies
                 import ctypes
 
-                prctl = ctypes.CDLL(None).prctl  # looked up here: the child of a threaded process must not load anything
+                prctl = ctypes.CDLL(
+                    None
+                ).prctl  # looked up here: the child of a threaded process must not load anything
             except (OSError, AttributeError):
                 prctl = None
 
-            proc = subprocess.Popen(cmd + resume, cwd=out, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
-                                    start_new_session=True,  # a terminal's Ctrl-C reaches the runner, not the runs
-                                    preexec_fn=prctl and (lambda: prctl(1, signal.SIGTERM)))  # PR_SET_PDEATHSIG
+            proc = subprocess.Popen(
+                cmd + resume,
+                cwd=out,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(lock.fileno(),),
+                start_new_session=True,  # a terminal's Ctrl-C reaches the runner, not the runs
+                preexec_fn=prctl and (lambda: prctl(1, signal.SIGTERM)),
+            )  # PR_SET_PDEATHSIG
             try:
                 while (code := proc.poll()) is None:  # short waits: ray.cancel's interrupt lands between them
                     time.sleep(0.2)
@@ -94,7 +109,7 @@ def run_task(job, out, token):
 
 
 def progress(job, out):
-    """(state, line) of one run, from what its log gained since the last look (job["seen"]: bytes, attempts, last step)."""
+    """(state, line) of one run, from what its log gained since the last look (job["seen"]: bytes, attempts, step)."""
     seen = job.setdefault("seen", [0, 0, None])
     try:
         with open(os.path.join(out, "logs", job["name"] + ".log"), "rb") as f:
@@ -112,7 +127,8 @@ def progress(job, out):
         return "starting", ""
     step, total, sps, ret = seen[2]
     return "running", f"step {step:>9}/{total}  {sps:>6} steps/s  return {ret:>8}" + (
-        f"  (attempt {seen[1]})" if seen[1] > 1 else "")
+        f"  (attempt {seen[1]})" if seen[1] > 1 else ""
+    )
 
 
 def show(jobs, states, out, tty, previous_lines):
@@ -145,18 +161,27 @@ def sweep(a, extra):
 
             host, port = a.address.rsplit(":", 1)
             socket.create_connection((host, int(port)), timeout=10).close()
-        ray.init(address=a.address or "local", num_cpus=None if a.address else os.cpu_count(), include_dashboard=False,
-                 log_to_driver=False, logging_level="WARNING")
+        ray.init(
+            address=a.address or "local",
+            num_cpus=None if a.address else os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="WARNING",
+        )
     except Exception as e:  # no cluster there, a wrong token
-        sys.exit(f"runner.py: error: cannot {'connect to Ray at ' + a.address if a.address else 'start Ray'}: "
-                 f"{' '.join(str(e).split())[:300]}")
+        sys.exit(
+            f"runner.py: error: cannot {'connect to Ray at ' + a.address if a.address else 'start Ray'}: "
+            f"{' '.join(str(e).split())[:300]}"
+        )
     cluster = ray.cluster_resources()
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
     problems = []
     if not any(n.get("CPU", 0) >= a.cpus_per_run for n in nodes):
         problems.append(f"--cpus-per-run {a.cpus_per_run}: no node of this Ray cluster has that many CPUs")
     if a.cuda and not any(n.get("GPU", 0) >= a.gpus_per_run for n in nodes):
-        problems.append(f"--cuda: no node of this Ray cluster has {a.gpus_per_run:g} GPU(s); leave out --cuda to run on CPUs")
+        problems.append(
+            f"--cuda: no node of this Ray cluster has {a.gpus_per_run:g} GPU(s); leave out --cuda to run on CPUs"
+        )
     if problems:  # runs that no node can take would wait forever
         sys.exit("\n".join(f"runner.py: error: {p}" for p in problems))
     out = os.path.abspath(a.out)
@@ -176,20 +201,43 @@ def sweep(a, extra):
             for env_id in a.env_ids:
                 for seed in a.seeds:
                     env = env_id.replace("/", "-").replace(":", "-")
-                    cmd = [sys.executable, os.path.join(out, "code", os.path.basename(script)), "--env-id", env_id,
-                           "--seed", str(seed), "--exp-name", exp, "--cuda" if a.cuda else "--no-cuda",
-                           "--checkpoint-frequency", str(a.checkpoint_frequency),
-                           "--torch-threads", str(a.cpus_per_run), *flags.split(), *extra]
+                    cmd = [
+                        sys.executable,
+                        os.path.join(out, "code", os.path.basename(script)),
+                        "--env-id",
+                        env_id,
+                        "--seed",
+                        str(seed),
+                        "--exp-name",
+                        exp,
+                        "--cuda" if a.cuda else "--no-cuda",
+                        "--checkpoint-frequency",
+                        str(a.checkpoint_frequency),
+                        "--torch-threads",
+                        str(a.cpus_per_run),
+                        *flags.split(),
+                        *extra,
+                    ]
                     jobs.append({"name": f"{exp}__{env}__{seed}", "cmd": cmd, "run_prefix": f"{env}__{exp}__{seed}__"})
-    states = {j["name"]: "skipped" if os.path.exists(os.path.join(out, "logs", j["name"] + ".done")) else "pending"
-              for j in jobs}
+    states = {
+        j["name"]: "skipped" if os.path.exists(os.path.join(out, "logs", j["name"] + ".done")) else "pending"
+        for j in jobs
+    }
     todo = [j for j in jobs if states[j["name"]] == "pending"]
-    print(f"{len(jobs)} runs ({len(jobs) - len(todo)} already done) on Ray {'at ' + a.address if a.address else 'on this machine'}"
-          f" ({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs, "
-          f"{len(nodes)} node{'s' if len(nodes) > 1 else ''}), into {out}", flush=True)
-    task = ray.remote(run_task).options(num_cpus=a.cpus_per_run, num_gpus=a.gpus_per_run if a.cuda else 0,
-                                        memory=int(a.memory_per_run * 2**30) if a.memory_per_run else None,
-                                        max_retries=a.retries, retry_exceptions=[RunKilled])
+    print(
+        f"{len(jobs)} runs ({len(jobs) - len(todo)} already done) on Ray "
+        f"{'at ' + a.address if a.address else 'on this machine'}"
+        f" ({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs, "
+        f"{len(nodes)} node{'s' if len(nodes) > 1 else ''}), into {out}",
+        flush=True,
+    )
+    task = ray.remote(run_task).options(
+        num_cpus=a.cpus_per_run,
+        num_gpus=a.gpus_per_run if a.cuda else 0,
+        memory=int(a.memory_per_run * 2**30) if a.memory_per_run else None,
+        max_retries=a.retries,
+        retry_exceptions=[RunKilled],
+    )
     pending = {task.remote(j, out, token): j for j in todo}
     results, tty, shown, last = {}, sys.stdout.isatty(), 0, 0.0
     try:
@@ -207,8 +255,11 @@ def sweep(a, extra):
             if ready or time.time() - last > (2 if tty else a.progress_every):
                 shown, last = show(jobs, states, out, tty, shown), time.time()
     except KeyboardInterrupt:
-        print("stopping: every run saves a checkpoint (Ctrl-C again: stop at once); start the same command again to "
-              "resume", flush=True)
+        print(
+            "stopping: every run saves a checkpoint (Ctrl-C again: stop at once); start the same command again to "
+            "resume",
+            flush=True,
+        )
         for ref in pending:
             ray.cancel(ref)
         try:
@@ -224,7 +275,9 @@ def sweep(a, extra):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops the sweep, even one started with `&`, which ignores it
+    signal.signal(
+        signal.SIGINT, signal.default_int_handler
+    )  # Ctrl-C stops the sweep, even one started with `&`, which ignores it
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
@@ -232,8 +285,13 @@ if __name__ == "__main__":
     parser.add_argument("--scripts", nargs="+", default=["dqn.py"])
     parser.add_argument("--env-ids", nargs="+", default=["CartPole-v1"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--variants", nargs="*", default=[], metavar="LABEL=FLAGS",
-                        help="flag sets to sweep over; each run's exp-name gets _LABEL")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        metavar="LABEL=FLAGS",
+        help="flag sets to sweep over; each run's exp-name gets _LABEL",
+    )
     parser.add_argument("--out", default="benchmark/results/latest", help="the sweep's folder (shared by every node)")
     parser.add_argument("--address", help="a running Ray cluster (auto, or HOST:PORT); default: a local instance")
     parser.add_argument("--cpus-per-run", type=int, default=1, help="CPUs reserved per run, also its torch threads")
@@ -242,18 +300,26 @@ if __name__ == "__main__":
     parser.add_argument("--memory-per-run", type=float, help="GiB of RAM reserved per run (Atari: the buffer's size)")
     parser.add_argument("--checkpoint-frequency", type=int, default=20_000, help="steps between a run's checkpoints")
     parser.add_argument("--retries", type=int, default=3, help="retries of a run killed by a signal")
-    parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress blocks (not a tty)")
+    parser.add_argument(
+        "--progress-every", type=float, default=60.0, help="seconds between progress blocks (not a tty)"
+    )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from <out>/runs")
     a = parser.parse_args(argv)
     problems = [f"no script {s} in {ROOT}" for s in a.scripts if not os.path.isfile(os.path.join(ROOT, s))]
     labels = [v.split("=", 1)[0] for v in a.variants]
-    problems += [f"--variants {v!r} is not LABEL=FLAGS with a label of letters and digits" for v in a.variants
-                 if not re.fullmatch(r"[A-Za-z0-9]+=.*", v)]
+    problems += [
+        f"--variants {v!r} is not LABEL=FLAGS with a label of letters and digits"
+        for v in a.variants
+        if not re.fullmatch(r"[A-Za-z0-9]+=.*", v)
+    ]
     problems += [f"--variants: the label {l!r} is given twice" for l in sorted(set(labels)) if labels.count(l) > 1]
     if a.report_only and not os.path.isdir(os.path.join(a.out, "runs")):
         problems.append(f"--report-only: no runs in {a.out}")
-    problems += [f"--{k.replace('_', '-')} must be >= {m}" for k, m in (("cpus_per_run", 1), ("retries", 0),
-                                                                         ("checkpoint_frequency", 1)) if getattr(a, k) < m]
+    problems += [
+        f"--{k.replace('_', '-')} must be >= {m}"
+        for k, m in (("cpus_per_run", 1), ("retries", 0), ("checkpoint_frequency", 1))
+        if getattr(a, k) < m
+    ]
     if not a.report_only:
         try:
             import ray  # noqa: F401

@@ -16,7 +16,11 @@ def run_script(script, *flags, cwd, timeout=300, env=None):
     environ = {**os.environ, "PYTHONPATH": TESTS, **(env or {})}
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, script), *map(str, flags)],
-        cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -57,9 +61,17 @@ def spied_run(monkeypatch, workdir, script, *flags):
 
     updates, batches = [], []
     sample, mse_loss = ReplayBuffer.sample, torch.nn.functional.mse_loss
-    monkeypatch.setattr(ReplayBuffer, "sample", lambda self, n, env=None: batches.append(sample(self, n)) or batches[-1])
-    monkeypatch.setattr(torch.nn.functional, "mse_loss", lambda td_target, old_val: updates.append(
-        (batches[-1], td_target.detach().clone(), old_val.detach().clone())) or mse_loss(td_target, old_val))
+    monkeypatch.setattr(
+        ReplayBuffer, "sample", lambda self, n, env=None: batches.append(sample(self, n)) or batches[-1]
+    )
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "mse_loss",
+        lambda td_target, old_val: (
+            updates.append((batches[-1], td_target.detach().clone(), old_val.detach().clone()))
+            or mse_loss(td_target, old_val)
+        ),
+    )
     os.makedirs(workdir, exist_ok=True)
     monkeypatch.chdir(workdir)
     monkeypatch.setattr(sys, "argv", [script, "--no-cuda", "--eval-episodes", "0", *map(str, flags)])

@@ -1,5 +1,6 @@
 """benchmark/runner.py runs sweeps as Ray tasks (a local instance, or a real two-node cluster on 127.0.0.1) and
 benchmark/report.py reports them with rliable."""
+
 import glob
 import os
 import secrets
@@ -39,13 +40,23 @@ def cluster(monkeypatch):
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--block"]
     address, nodes = f"127.0.0.1:{port}", []
     try:
-        for flags in (["--head", "--port", str(port), "--temp-dir", temp, "--include-dashboard", "false"],
-                      ["--address", address]):
-            nodes.append(subprocess.Popen([RAY, "start", *flags, *common], env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+        for flags in (
+            ["--head", "--port", str(port), "--temp-dir", temp, "--include-dashboard", "false"],
+            ["--address", address],
+        ):
+            nodes.append(
+                subprocess.Popen(
+                    [RAY, "start", *flags, *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
             deadline = time.time() + 120
-            while subprocess.run([RAY, "status", "--address", address], env=env, capture_output=True).stdout.count(
-                    b" node_") < len(nodes) and time.time() < deadline:
+            while (
+                subprocess.run([RAY, "status", "--address", address], env=env, capture_output=True).stdout.count(
+                    b" node_"
+                )
+                < len(nodes)
+                and time.time() < deadline
+            ):
                 time.sleep(1)
         yield address
     finally:
@@ -60,9 +71,29 @@ def test_a_sweep_on_a_two_node_cluster_survives_a_killed_worker_by_resuming_the_
     flags = ["--total-timesteps", "6000", "--learning-starts", "1000", "--eval-episodes", "2"]
     # a user's process that looks like a run of seed 1: the test must leave it alone
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)", "dqn.py", "--seed", "1"])
-    sweep = subprocess.Popen([*RUNNER, "--address", cluster, "--env-ids", "CartPole-v1", "--seeds", "1", "2", "--out",
-                              str(out), "--checkpoint-frequency", "1000", "--progress-every", "5", "--", *flags],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [
+            *RUNNER,
+            "--address",
+            cluster,
+            "--env-ids",
+            "CartPole-v1",
+            "--seeds",
+            "1",
+            "2",
+            "--out",
+            str(out),
+            "--checkpoint-frequency",
+            "1000",
+            "--progress-every",
+            "5",
+            "--",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, victim = time.time() + 300, None
         while victim is None and time.time() < deadline:  # seed 1's script, once it has a checkpoint
@@ -92,7 +123,9 @@ def test_a_sweep_on_a_two_node_cluster_survives_a_killed_worker_by_resuming_the_
     second = scalars(attempts[1])["charts/SPS"]
     assert second[0][0] > resumed_at and second[-1][0] == 6000  # the steps continue, not restart
     steps = [s for s, _ in scalars(run)["charts/SPS"]]
-    assert steps == sorted(set(steps)) and steps[-1] == 6000  # one curve, points logged again after the checkpoint dropped
+    assert (
+        steps == sorted(set(steps)) and steps[-1] == 6000
+    )  # one curve, points logged again after the checkpoint dropped
     assert not (out / "abandoned").exists()
     assert (out / "logs" / "dqn__CartPole-v1__2.log").read_text().count("== runner: attempt") == 1
     rows = (out / "results.md").read_text().splitlines()
@@ -106,7 +139,7 @@ def test_a_local_sweep_reports_failures_and_a_restart_skips_finished_runs(tmp_pa
     assert first.returncode == 1, first.stdout + first.stderr
     assert "2 runs (0 already done) on Ray on this machine" in first.stdout
     failed_log = out / "logs" / "dqn__NoSuchEnv-v0__1.log"
-    assert f"FAILED dqn__NoSuchEnv-v0__1: exit 1 after" in first.stdout and str(failed_log) in first.stdout
+    assert "FAILED dqn__NoSuchEnv-v0__1: exit 1 after" in first.stdout and str(failed_log) in first.stdout
     assert failed_log.read_text().count("== runner: attempt") == 1  # a script's own error is not retried
     assert (out / "logs" / "dqn__CartPole-v1__1.done").exists()
     assert (out / "code" / "dqn.py").read_bytes() == open(os.path.join(ROOT, "dqn.py"), "rb").read()
@@ -118,8 +151,12 @@ def test_a_local_sweep_reports_failures_and_a_restart_skips_finished_runs(tmp_pa
 
 
 def test_runner_refuses_bad_arguments_with_one_line_each(tmp_path):
-    result = subprocess.run([*RUNNER, "--scripts", "nope.py", "--variants", "a b", "--retries", "-1", "--out",
-                             str(tmp_path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*RUNNER, "--scripts", "nope.py", "--variants", "a b", "--retries", "-1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 3 and all(l.startswith("runner.py: error: ") for l in lines), lines
     assert not os.listdir(tmp_path)
@@ -141,8 +178,9 @@ def write_run(out, env_id, exp, seed, final, evals=(), cut=()):
 def test_report_gives_iqm_with_bootstrap_ci_and_human_normalised_atari_aggregates(tmp_path):
     from report import ATARI, atari_game, report
 
-    assert [atari_game(e) for e in ("BreakoutNoFrameskip-v4", "ALE-MsPacman-v5", "UpNDownNoFrameskip-v4", "CartPole-v1")] == \
-        ["breakout", "ms_pacman", "up_n_down", None]
+    assert [
+        atari_game(e) for e in ("BreakoutNoFrameskip-v4", "ALE-MsPacman-v5", "UpNDownNoFrameskip-v4", "CartPole-v1")
+    ] == ["breakout", "ms_pacman", "up_n_down", None]
     for seed, score in zip((1, 2, 3, 4), (10.0, 20.0, 30.0, 1000.0)):
         write_run(tmp_path, "CartPole-v1", "dqn", seed, score, evals=[score, score + 2], cut=[-500.0] * (seed == 1))
     for seed in (1, 2):  # human level on Breakout, random level on Pong: normalised 1 and 0
@@ -159,17 +197,25 @@ def test_report_gives_iqm_with_bootstrap_ci_and_human_normalised_atari_aggregate
     assert 10 <= low < 25 < high <= 1000
     assert cells[5].startswith("26.00 [")  # eval: each run's mean of its evaluation episodes
     [atari] = [r for r in text.splitlines() if r.startswith("| dqn_atari | final |")]
-    assert [c.strip() for c in atari.split("|")[1:-1]][2:] == ["2", "2", "0.500 [0.500, 0.500]",
-                                                              "0.500 [0.500, 0.500]", "0.500 [0.500, 0.500]"]
+    assert [c.strip() for c in atari.split("|")[1:-1]][2:] == [
+        "2",
+        "2",
+        "0.500 [0.500, 0.500]",
+        "0.500 [0.500, 0.500]",
+        "0.500 [0.500, 0.500]",
+    ]
     assert (tmp_path / "atari_profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_runner_stops_with_one_line_when_no_node_can_take_a_run_or_no_cluster_answers(tmp_path):
-    for flags, says in ((["--cuda"], "--cuda: no node of this Ray cluster has 1 GPU(s)"),
-                        (["--cpus-per-run", "64"], "--cpus-per-run 64: no node of this Ray cluster has that many CPUs"),
-                        (["--address", "127.0.0.1:1"], "cannot connect to Ray at 127.0.0.1:1")):
-        result = subprocess.run([*RUNNER, "--out", str(tmp_path / "sweep"), *flags], capture_output=True, text=True,
-                                timeout=300)
+    for flags, says in (
+        (["--cuda"], "--cuda: no node of this Ray cluster has 1 GPU(s)"),
+        (["--cpus-per-run", "64"], "--cpus-per-run 64: no node of this Ray cluster has that many CPUs"),
+        (["--address", "127.0.0.1:1"], "cannot connect to Ray at 127.0.0.1:1"),
+    ):
+        result = subprocess.run(
+            [*RUNNER, "--out", str(tmp_path / "sweep"), *flags], capture_output=True, text=True, timeout=300
+        )
         errors = [l for l in result.stderr.splitlines() if l.startswith("runner.py: error: ")]
         assert result.returncode == 1 and len(errors) == 1 and says in errors[0], result.stderr
         assert not (tmp_path / "sweep").exists()
@@ -177,8 +223,24 @@ def test_runner_stops_with_one_line_when_no_node_can_take_a_run_or_no_cluster_an
 
 def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
     out = tmp_path / "sweep"
-    command = [*RUNNER, "--env-ids", "CartPole-v1", "--seeds", "1", "--out", str(out), "--checkpoint-frequency", "1000",
-               "--", "--total-timesteps", "40000", "--learning-starts", "1000", "--eval-episodes", "2"]
+    command = [
+        *RUNNER,
+        "--env-ids",
+        "CartPole-v1",
+        "--seeds",
+        "1",
+        "--out",
+        str(out),
+        "--checkpoint-frequency",
+        "1000",
+        "--",
+        "--total-timesteps",
+        "40000",
+        "--learning-starts",
+        "1000",
+        "--eval-episodes",
+        "2",
+    ]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 300
@@ -202,7 +264,11 @@ def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here: bench.py --cuda would measure it")
 def test_bench_cuda_without_a_gpu_says_so_in_one_line_and_measures_nothing():
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "bench.py"), "--cuda"], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmark", "bench.py"), "--cuda"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr == "bench.py: --cuda: this machine has no CUDA device; nothing was measured\n"

@@ -1,4 +1,5 @@
 """dqn.py: DQN's rules, each checked on the script itself."""
+
 import os
 import runpy
 import sys
@@ -6,15 +7,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-import conftest
-from conftest import ROOT, run_dirs, run_script, scalars
 
+import conftest
 import dqn
+from conftest import ROOT, run_dirs, run_script, scalars
 
 FAST = ["--total-timesteps", 3000, "--learning-starts", 500, "--eval-episodes", 0, "--no-cuda"]
 
 
 # ---- the pieces: schedule, target update, counting steps ---------------------------------------
+
 
 def test_epsilon_falls_linearly_then_stays_at_end_e():
     duration = 100
@@ -38,6 +40,7 @@ def test_q_network_is_the_cleanrl_mlp():
 
 # ---- the replay memory holds the right transitions (read from the script's own buffer) -----------
 
+
 def run_in_process(monkeypatch, workdir, *flags):
     """Runs dqn.py in this process and returns its replay buffer."""
     from stable_baselines3.common import buffers
@@ -58,9 +61,25 @@ def run_in_process(monkeypatch, workdir, *flags):
 
 @pytest.mark.parametrize("num_envs", [1, 3])
 def test_replay_transitions_never_cross_episodes_and_only_terminations_are_dones(monkeypatch, workdir, num_envs):
-    rb = run_in_process(monkeypatch, workdir, "--env-id", "tiny_envs:Counter-v0", "--num-envs", num_envs,
-                        "--total-timesteps", 60, "--learning-starts", 30, "--batch-size", 4, "--eval-episodes", 0,
-                        "--buffer-size", 120, "--no-cuda")
+    rb = run_in_process(
+        monkeypatch,
+        workdir,
+        "--env-id",
+        "tiny_envs:Counter-v0",
+        "--num-envs",
+        num_envs,
+        "--total-timesteps",
+        60,
+        "--learning-starts",
+        30,
+        "--batch-size",
+        4,
+        "--eval-episodes",
+        0,
+        "--buffer-size",
+        120,
+        "--no-cuda",
+    )
     obs, next_obs = rb.observations[: rb.pos], rb.next_observations[: rb.pos]
     dones = rb.dones[: rb.pos]
     assert len(obs) * num_envs == 60
@@ -77,10 +96,32 @@ def test_replay_transitions_never_cross_episodes_and_only_terminations_are_dones
 
 
 def q_value_learned(workdir, env_id, obs=0.0):
-    result = run_script("dqn.py", "--env-id", env_id, "--gamma", 0.5, "--total-timesteps", 2000,
-                        "--learning-starts", 200, "--train-frequency", 1, "--target-network-frequency", 50,
-                        "--learning-rate", 1e-3, "--batch-size", 32, "--buffer-size", 1000, "--eval-episodes", 0,
-                        "--save-model", "--no-cuda", cwd=workdir)
+    result = run_script(
+        "dqn.py",
+        "--env-id",
+        env_id,
+        "--gamma",
+        0.5,
+        "--total-timesteps",
+        2000,
+        "--learning-starts",
+        200,
+        "--train-frequency",
+        1,
+        "--target-network-frequency",
+        50,
+        "--learning-rate",
+        1e-3,
+        "--batch-size",
+        32,
+        "--buffer-size",
+        1000,
+        "--eval-episodes",
+        0,
+        "--save-model",
+        "--no-cuda",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     net = dqn.QNetwork(1, 2)
     net.load_state_dict(torch.load(os.path.join(run_dirs(workdir)[0], "dqn.pt")))
@@ -99,6 +140,7 @@ def test_truncated_episode_bootstraps_from_its_true_last_observation(workdir):
 
 
 # ---- the whole script, as a user runs it --------------------------------------------------------
+
 
 def test_help_says_how_steps_are_counted_with_several_envs(workdir):
     text = " ".join(run_script("dqn.py", "--help", cwd=workdir).stdout.replace("│", " ").split())
@@ -124,15 +166,33 @@ def test_updates_and_epsilon_count_env_steps_whatever_num_envs(workdir):
 def test_run_logs_cleanrl_tags_and_is_reproducible(workdir):
     returns = []
     for _ in range(2):
-        result = run_script("dqn.py", "--total-timesteps", 4000, "--learning-starts", 1000, "--train-frequency", 2,
-                            "--eval-episodes", 2, "--no-cuda", cwd=workdir)
+        result = run_script(
+            "dqn.py",
+            "--total-timesteps",
+            4000,
+            "--learning-starts",
+            1000,
+            "--train-frequency",
+            2,
+            "--eval-episodes",
+            2,
+            "--no-cuda",
+            cwd=workdir,
+        )
         assert result.returncode == 0, result.stderr
         assert "eval:" in result.stdout and "+-" in result.stdout
         tags = scalars(run_dirs(workdir)[-1])
         returns.append([v for _, v in tags["charts/episodic_return"]])
     assert len(run_dirs(workdir)) == 2, "each run gets its own folder"
-    for tag in ("charts/episodic_return", "charts/episodic_length", "charts/epsilon", "charts/SPS",
-                "losses/td_loss", "losses/q_values", "eval/episodic_return"):
+    for tag in (
+        "charts/episodic_return",
+        "charts/episodic_length",
+        "charts/epsilon",
+        "charts/SPS",
+        "losses/td_loss",
+        "losses/q_values",
+        "eval/episodic_return",
+    ):
         assert tag in tags
     assert len(tags["eval/episodic_return"]) == 2
     assert len(returns[0]) > 20 and returns[0] == returns[1]
@@ -140,15 +200,27 @@ def test_run_logs_cleanrl_tags_and_is_reproducible(workdir):
 
 @pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
 def test_other_classic_control_envs_run(workdir, env_id):
-    result = run_script("dqn.py", "--env-id", env_id, "--total-timesteps", 1200, "--learning-starts", 1000,
-                        "--eval-episodes", 0, "--no-cuda", cwd=workdir)
+    result = run_script(
+        "dqn.py",
+        "--env-id",
+        env_id,
+        "--total-timesteps",
+        1200,
+        "--learning-starts",
+        1000,
+        "--eval-episodes",
+        0,
+        "--no-cuda",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     assert os.path.basename(run_dirs(workdir)[0]).startswith(f"{env_id}__dqn__1__")
 
 
 def test_cuda_flag_without_cuda_warns_and_runs_on_cpu(workdir):
-    result = run_script("dqn.py", "--cuda", "--total-timesteps", 600, "--learning-starts", 500,
-                        "--eval-episodes", 0, cwd=workdir)
+    result = run_script(
+        "dqn.py", "--cuda", "--total-timesteps", 600, "--learning-starts", 500, "--eval-episodes", 0, cwd=workdir
+    )
     assert result.returncode == 0, result.stderr
     if not torch.cuda.is_available():
         assert "CUDA is not available, running on the CPU" in result.stderr
@@ -157,8 +229,18 @@ def test_cuda_flag_without_cuda_warns_and_runs_on_cpu(workdir):
 def test_capture_video_writes_a_playable_file(workdir):
     import imageio.v3 as iio  # decodes with the ffmpeg that requirements.txt brings
 
-    result = run_script("dqn.py", "--capture-video", "--total-timesteps", 300, "--learning-starts", 200,
-                        "--eval-episodes", 1, "--no-cuda", cwd=workdir)
+    result = run_script(
+        "dqn.py",
+        "--capture-video",
+        "--total-timesteps",
+        300,
+        "--learning-starts",
+        200,
+        "--eval-episodes",
+        1,
+        "--no-cuda",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     videos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(workdir, "videos")) for f in fs]
     assert any(v.endswith(".mp4") for v in videos)
@@ -203,8 +285,12 @@ def test_bad_input_gives_one_clear_line_per_problem_and_no_run_folder(workdir, f
 
 
 def test_every_problem_is_reported_at_once_one_line_each(workdir):
-    lines = error_lines(run_script("dqn.py", "--env-id", "CartPol-v1", "--total-timesteps", 100, "--gamma", 2,
-                                   "--no-cuda", cwd=workdir), "dqn.py")
+    lines = error_lines(
+        run_script(
+            "dqn.py", "--env-id", "CartPol-v1", "--total-timesteps", 100, "--gamma", 2, "--no-cuda", cwd=workdir
+        ),
+        "dqn.py",
+    )
     assert len(lines) == 3 and "--gamma" in lines[0] and "--learning-starts" in lines[1] and "CartPole" in lines[2]
     lines = error_lines(run_script("dqn.py", "--env-id", "tiny_envs:ContinuousImage-v0", cwd=workdir), "dqn.py")
     assert len(lines) == 2 and "Discrete" in lines[0] and "flat Box" in lines[1]
@@ -227,21 +313,48 @@ LEARNING_FLAGS = ["--total-timesteps", 100000, "--train-frequency", 2, "--end-e"
 
 # ---- DQN's rules on the script's own loop, seen through its updates (CartPole: a fallen pole is terminal) ----------
 
+
 def spied_run(monkeypatch, workdir, *flags):
     return conftest.spied_run(monkeypatch, workdir, "dqn.py", "--env-id", "CartPole-v1", *flags)
 
 
 def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_max_otherwise(monkeypatch, workdir):
     # the target network is never updated here: it stays the initial network, so each target can be recomputed
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 2000, "--learning-starts", 1000, "--gamma", 0.9,
-                           "--buffer-size", 2000, "--target-network-frequency", 10**6, "--train-frequency", 4)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        2000,
+        "--learning-starts",
+        1000,
+        "--gamma",
+        0.9,
+        "--buffer-size",
+        2000,
+        "--target-network-frequency",
+        10**6,
+        "--train-frequency",
+        4,
+    )
     assert len(updates) == 250, "one update every 4 steps after learning-starts"
     assert conftest.terminal_samples_checked(updates, g["target_network"], 0.9) >= 50, "a fallen pole is terminal"
 
 
 def test_the_loss_takes_q_of_the_action_taken_and_the_stored_action_is_the_action_taken(monkeypatch, workdir):
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1000, "--learning-starts", 990,
-                           "--buffer-size", 1000, "--target-network-frequency", 10**6, "--end-e", 1)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        1000,
+        "--learning-starts",
+        990,
+        "--buffer-size",
+        1000,
+        "--target-network-frequency",
+        10**6,
+        "--end-e",
+        1,
+    )
     data, _, old_val = updates[0]  # the first update: the online network is still the initial one, the target's twin
     with torch.no_grad():
         q = g["target_network"](data.observations)
@@ -254,16 +367,40 @@ def test_the_loss_takes_q_of_the_action_taken_and_the_stored_action_is_the_actio
 
 
 def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, workdir):
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1500, "--learning-starts", 1000,
-                           "--buffer-size", 1500, "--target-network-frequency", 500)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        1500,
+        "--learning-starts",
+        1000,
+        "--buffer-size",
+        1500,
+        "--target-network-frequency",
+        500,
+    )
     online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
     assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 1500"
 
 
 def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workdir):
     for e in (0, 1):
-        g, _ = spied_run(monkeypatch, os.path.join(workdir, str(e)), "--total-timesteps", 400, "--learning-starts", 399,
-                         "--buffer-size", 400, "--start-e", e, "--end-e", e, "--target-network-frequency", 10**6)
+        g, _ = spied_run(
+            monkeypatch,
+            os.path.join(workdir, str(e)),
+            "--total-timesteps",
+            400,
+            "--learning-starts",
+            399,
+            "--buffer-size",
+            400,
+            "--start-e",
+            e,
+            "--end-e",
+            e,
+            "--target-network-frequency",
+            10**6,
+        )
         obs, actions = g["rb"].observations[:400, 0], g["rb"].actions[:400, 0, 0]
         with torch.no_grad():  # the target network is the network that acted (the one update came after)
             greedy = g["target_network"](torch.as_tensor(obs)).argmax(dim=1).numpy()
@@ -276,17 +413,52 @@ def test_the_published_defaults_are_pinned():
     import dqn
 
     assert {k: v for k, v in vars(dqn.Args()).items() if k not in ("exp_name",)} == dict(
-        seed=1, torch_deterministic=True, cuda=True, torch_threads=1, capture_video=False, save_model=False, track=False,
-        wandb_project_name="cleanRL", wandb_entity=None, env_id="CartPole-v1", total_timesteps=500000,
-        learning_rate=2.5e-4, num_envs=1, buffer_size=10000, gamma=0.99, tau=1.0, target_network_frequency=500,
-        batch_size=128, start_e=1, end_e=0.05, exploration_fraction=0.5, learning_starts=10000, train_frequency=10,
-        eval_episodes=10, checkpoint_frequency=0, resume=None, eval_checkpoint=None)
+        seed=1,
+        torch_deterministic=True,
+        cuda=True,
+        torch_threads=1,
+        capture_video=False,
+        save_model=False,
+        track=False,
+        wandb_project_name="cleanRL",
+        wandb_entity=None,
+        env_id="CartPole-v1",
+        total_timesteps=500000,
+        learning_rate=2.5e-4,
+        num_envs=1,
+        buffer_size=10000,
+        gamma=0.99,
+        tau=1.0,
+        target_network_frequency=500,
+        batch_size=128,
+        start_e=1,
+        end_e=0.05,
+        exploration_fraction=0.5,
+        learning_starts=10000,
+        train_frequency=10,
+        eval_episodes=10,
+        checkpoint_frequency=0,
+        resume=None,
+        eval_checkpoint=None,
+    )
 
 
 def test_a_soft_update_moves_the_target_by_tau_once_per_period(monkeypatch, workdir):
     # one target update, at step 1500: target = tau * online + (1 - tau) * initial
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 1500, "--learning-starts", 1000, "--tau", 0.25,
-                           "--buffer-size", 1500, "--target-network-frequency", 1500)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        1500,
+        "--learning-starts",
+        1000,
+        "--tau",
+        0.25,
+        "--buffer-size",
+        1500,
+        "--target-network-frequency",
+        1500,
+    )
     torch.manual_seed(1)  # the run's seed: its first torch draws are its Q-network's initial weights
     initial = dqn.QNetwork(4, 2).state_dict()
     online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
@@ -306,16 +478,48 @@ def greedy_agreement(g, num_envs, steps):
 
 
 def test_each_env_draws_its_own_exploration_coin(monkeypatch, workdir):
-    g, _ = spied_run(monkeypatch, workdir, "--num-envs", 4, "--total-timesteps", 2000, "--learning-starts", 1996,
-                     "--buffer-size", 2000, "--start-e", 0.5, "--end-e", 0.5, "--target-network-frequency", 10**6)
+    g, _ = spied_run(
+        monkeypatch,
+        workdir,
+        "--num-envs",
+        4,
+        "--total-timesteps",
+        2000,
+        "--learning-starts",
+        1996,
+        "--buffer-size",
+        2000,
+        "--start-e",
+        0.5,
+        "--end-e",
+        0.5,
+        "--target-network-frequency",
+        10**6,
+    )
     agree = greedy_agreement(g, 4, 2000)
     # one coin per env: each env agrees with the greedy action w.p. 0.75, all four w.p. 0.32; one coin for all: 0.53
     assert abs(agree.mean() - 0.75) < 0.05 and agree.all(axis=1).mean() < 0.42, (agree.mean(), agree.all(axis=1).mean())
 
 
 def test_the_epsilon_that_acts_is_the_epsilon_logged(monkeypatch, workdir):
-    g, _ = spied_run(monkeypatch, workdir, "--total-timesteps", 3000, "--learning-starts", 2999, "--buffer-size", 3000,
-                     "--start-e", 1, "--end-e", 0, "--exploration-fraction", 1, "--target-network-frequency", 10**6)
+    g, _ = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        3000,
+        "--learning-starts",
+        2999,
+        "--buffer-size",
+        3000,
+        "--start-e",
+        1,
+        "--end-e",
+        0,
+        "--exploration-fraction",
+        1,
+        "--target-network-frequency",
+        10**6,
+    )
     disagree = ~greedy_agreement(g, 1, 3000)[:, 0]  # a random action is not the greedy one half of the time
     logged = dict(scalars(run_dirs(workdir)[0])["charts/epsilon"])
     for lo in range(0, 3000, 1000):

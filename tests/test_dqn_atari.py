@@ -1,4 +1,5 @@
 """dqn_atari.py: DeepMind preprocessing, the real game score, and the one-frame-per-step replay memory."""
+
 import os
 import runpy
 import sys
@@ -7,27 +8,32 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-import conftest
-from conftest import ROOT, run_dirs, run_script, scalars
 from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.buffers import ReplayBuffer
 
+import conftest
 import dqn_atari
+from conftest import ROOT, run_dirs, run_script, scalars
 
 # Breakout with games cut at 1000 emulator frames (250 steps): truncations come often
-gym.register("ShortBreakoutNoFrameskip-v4", entry_point="ale_py.env:AtariEnv",
-             kwargs={**gym.spec("BreakoutNoFrameskip-v4").kwargs, "max_num_frames_per_episode": 1000})
+gym.register(
+    "ShortBreakoutNoFrameskip-v4",
+    entry_point="ale_py.env:AtariEnv",
+    kwargs={**gym.spec("BreakoutNoFrameskip-v4").kwargs, "max_num_frames_per_episode": 1000},
+)
 
 
 def vector_env(env_id, num_envs, make_env=None):
     """The script's training envs: its make_env in a SAME_STEP SyncVectorEnv, env i seeded with i."""
     make_env = make_env or dqn_atari.make_env
-    return gym.vector.SyncVectorEnv([make_env(env_id, i) for i in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv(
+        [make_env(env_id, i) for i in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
 
 
 def sb3_stack(env_id, seed):
     """The reference: SB3's Atari wrappers with gymnasium's frame stack (reset padding) and game statistics."""
+
     def thunk():
         env = gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
         env = gym.wrappers.FrameStackObservation(AtariWrapper(env), 4, padding_type="reset")
@@ -68,7 +74,9 @@ def test_every_step_equals_sb3s_atari_wrappers_with_a_reset_padded_frame_stack(e
     reference = random_stream(env_id, num_envs, 1500, make_env=sb3_stack)
     seen = np.zeros(3, int)
     for step, (a, b) in enumerate(zip(ours, reference)):
-        for name, x, y in zip(["obs", "next_obs", "actions", "rewards", "terminations", "truncations", "game_over"], a, b):
+        for name, x, y in zip(
+            ["obs", "next_obs", "actions", "rewards", "terminations", "truncations", "game_over"], a, b
+        ):
             assert np.array_equal(x, y.reshape(x.shape)), (name, step)
         seen += a[4].sum(), a[5].sum(), a[6].sum()
     lost_lives, truncations, games = seen
@@ -76,15 +84,42 @@ def test_every_step_equals_sb3s_atari_wrappers_with_a_reset_padded_frame_stack(e
     assert lost_lives > games or env_id.startswith("Pong"), "several lives end before their game does"
 
 
-@pytest.mark.parametrize("env_id,num_envs", [("BreakoutNoFrameskip-v4", 1), ("SpaceInvadersNoFrameskip-v4", 3),
-                                             ("PongNoFrameskip-v4", 3), ("ShortBreakoutNoFrameskip-v4", 2)])
+@pytest.mark.parametrize(
+    "env_id,num_envs",
+    [
+        ("BreakoutNoFrameskip-v4", 1),
+        ("SpaceInvadersNoFrameskip-v4", 3),
+        ("PongNoFrameskip-v4", 3),
+        ("ShortBreakoutNoFrameskip-v4", 2),
+    ],
+)
 def test_the_script_stores_and_logs_what_sb3s_stack_gives_for_its_actions(monkeypatch, workdir, env_id, num_envs):
     """The script's loop, fed by its own random actions: every transition read back from its replay memory, and every
     logged game (its unclipped score and emulator frames), equal what SB3's stack gives for the same actions."""
     steps = 1200 * num_envs
-    g = run_in_process(monkeypatch, workdir, "--env-id", env_id, "--num-envs", num_envs, "--total-timesteps", steps,
-                       "--learning-starts", steps - num_envs, "--buffer-size", steps, "--start-e", 1, "--end-e", 1,
-                       "--eval-episodes", 0, "--seed", 0, "--no-cuda")
+    g = run_in_process(
+        monkeypatch,
+        workdir,
+        "--env-id",
+        env_id,
+        "--num-envs",
+        num_envs,
+        "--total-timesteps",
+        steps,
+        "--learning-starts",
+        steps - num_envs,
+        "--buffer-size",
+        steps,
+        "--start-e",
+        1,
+        "--end-e",
+        1,
+        "--eval-episodes",
+        0,
+        "--seed",
+        0,
+        "--no-cuda",
+    )
     rb = g["rb"]
     envs = vector_env(env_id, num_envs, sb3_stack)
     obs, _ = envs.reset(seed=0)
@@ -113,7 +148,9 @@ def test_the_script_stores_and_logs_what_sb3s_stack_gives_for_its_actions(monkey
 def test_evaluation_plays_whole_games_of_the_protocol_and_scores_them_unclipped():
     from types import SimpleNamespace
 
-    args = SimpleNamespace(env_id="SpaceInvadersNoFrameskip-v4", seed=1, end_e=1.0, eval_episodes=2, capture_video=False)
+    args = SimpleNamespace(
+        env_id="SpaceInvadersNoFrameskip-v4", seed=1, end_e=1.0, eval_episodes=2, capture_video=False
+    )
     rng = np.random.default_rng(3)
     scores = dqn_atari.evaluate(None, args, "eval", "cpu", rng)
     env = sb3_stack(args.env_id, 0)()  # the same actions, drawn again, in the reference stack
@@ -154,6 +191,7 @@ def test_a_lost_life_ends_the_training_episode_and_the_next_life_starts_a_fresh_
 
 
 # ---- the replay memory --------------------------------------------------------------------------
+
 
 def same(a, b):
     """The two ReplayBufferSamples hold bit-identical tensors (fields SB3 leaves as None are None in both)."""
@@ -211,11 +249,28 @@ def run_in_process(monkeypatch, workdir, *flags):
 
 # ---- the whole script ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4"])
 def test_short_run_logs_cleanrl_tags(workdir, env_id):
-    result = run_script("dqn_atari.py", "--env-id", env_id, "--total-timesteps", 1200, "--learning-starts", 1000,
-                        "--buffer-size", 2000, "--num-envs", 2, "--end-e", 0.5, "--eval-episodes", 0, "--no-cuda",
-                        cwd=workdir)
+    result = run_script(
+        "dqn_atari.py",
+        "--env-id",
+        env_id,
+        "--total-timesteps",
+        1200,
+        "--learning-starts",
+        1000,
+        "--buffer-size",
+        2000,
+        "--num-envs",
+        2,
+        "--end-e",
+        0.5,
+        "--eval-episodes",
+        0,
+        "--no-cuda",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     tags = scalars(run_dirs(workdir)[0])
     for tag in ("charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"):
@@ -227,8 +282,22 @@ def test_short_run_logs_cleanrl_tags(workdir, env_id):
 def test_capture_video_records_playable_evaluation_games(workdir):
     import imageio.v3 as iio
 
-    result = run_script("dqn_atari.py", "--total-timesteps", 300, "--learning-starts", 200, "--buffer-size", 1000,
-                        "--eval-episodes", 1, "--end-e", 1.0, "--capture-video", "--no-cuda", cwd=workdir)
+    result = run_script(
+        "dqn_atari.py",
+        "--total-timesteps",
+        300,
+        "--learning-starts",
+        200,
+        "--buffer-size",
+        1000,
+        "--eval-episodes",
+        1,
+        "--end-e",
+        1.0,
+        "--capture-video",
+        "--no-cuda",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     assert "eval:" in result.stdout
     videos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(workdir, "videos")) for f in fs]
@@ -243,7 +312,10 @@ BAD_INPUT = [
     (["--buffer-size", 10**10], ["largest --buffer-size that fits"]),
     (["--learning-starts", 10**8], ["--learning-starts"]),
     (["--tau", 2], ["--tau"]),
-    (["--env-id", "Breakout-v3", "--tau", 2, "--buffer-size", 10**10], ["--tau", "Breakout-v4", "largest --buffer-size"]),
+    (
+        ["--env-id", "Breakout-v3", "--tau", 2, "--buffer-size", 10**10],
+        ["--tau", "Breakout-v4", "largest --buffer-size"],
+    ),
 ]
 
 
@@ -259,7 +331,7 @@ def test_bad_input_gives_one_line_per_problem_and_no_run_folder(workdir, flags, 
 
 def test_every_atari_id_plays_4_frames_per_step_whatever_its_registered_frame_skip():
     for env_id in ["Breakout-v0", "Breakout-v4", "ALE/Breakout-v5", "ShortBreakoutNoFrameskip-v4"]:
-        assert dqn_atari.check_env(env_id) == []
+        assert dqn_atari.check_args(dqn_atari.Args(env_id=env_id, buffer_size=1000)) == []
         env = dqn_atari.make_env(env_id, 0)()
         env.reset(seed=0)
         frames = env.unwrapped.ale.getEpisodeFrameNumber()
@@ -271,14 +343,31 @@ def test_every_atari_id_plays_4_frames_per_step_whatever_its_registered_frame_sk
 def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(workdir):
     """The same seed gives the same losses and returns whichever buffer stores the transitions."""
     source = open(os.path.join(ROOT, "dqn_atari.py")).read()
-    line = "rb = FrameReplayBuffer(args.buffer_size, frames, gym.spaces.Discrete(n_actions), device, n_envs)"
-    plain = line.replace("FrameReplayBuffer(", "ReplayBuffer(").replace("n_envs)", "n_envs, handle_timeout_termination=False)")
+    line = "rb = FrameReplayBuffer(args.buffer_size, obs_space, gym.spaces.Discrete(n_actions), device, args.num_envs)"
+    plain = line.replace("FrameReplayBuffer(", "ReplayBuffer(").replace(
+        "args.num_envs)", "args.num_envs, handle_timeout_termination=False)"
+    )
     assert source.count(line) == 1
     os.makedirs(os.path.join(workdir, "plain"))
     with open(os.path.join(workdir, "plain", "dqn_atari.py"), "w") as f:
         f.write(source.replace(line, plain))
-    flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", 1200, "--learning-starts", 600,
-             "--buffer-size", 1000, "--exploration-fraction", 0.5, "--torch-threads", 1, "--eval-episodes", 0, "--no-cuda"]
+    flags = [
+        "--env-id",
+        "BreakoutNoFrameskip-v4",
+        "--total-timesteps",
+        1200,
+        "--learning-starts",
+        600,
+        "--buffer-size",
+        1000,
+        "--exploration-fraction",
+        0.5,
+        "--torch-threads",
+        1,
+        "--eval-episodes",
+        0,
+        "--no-cuda",
+    ]
     curves = []
     for script in (os.path.join(ROOT, "dqn_atari.py"), os.path.join(workdir, "plain", "dqn_atari.py")):
         cwd = os.path.dirname(script) if "plain" in script else workdir
@@ -307,21 +396,46 @@ def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
 
 # ---- DQN's rules, on the script's own loop (Breakout's lost lives are its terminal transitions) ---------------------
 
+
 def spied_run(monkeypatch, workdir, *flags):
     return conftest.spied_run(monkeypatch, workdir, "dqn_atari.py", *flags)
 
 
 def test_td_target_is_the_reward_at_a_terminal_and_bootstraps_from_the_targets_max_otherwise(monkeypatch, workdir):
     # the target network is never updated here: it stays the initial network, so each target can be recomputed
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 600, "--learning-starts", 400,
-                           "--buffer-size", 600, "--target-network-frequency", 10**6, "--gamma", 0.9)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        600,
+        "--learning-starts",
+        400,
+        "--buffer-size",
+        600,
+        "--target-network-frequency",
+        10**6,
+        "--gamma",
+        0.9,
+    )
     assert len(updates) == 50, "one update every 4 steps after learning-starts"
     assert conftest.terminal_samples_checked(updates, g["target_network"], 0.9) >= 10, "a lost life is terminal"
 
 
 def test_the_loss_takes_q_of_the_action_taken(monkeypatch, workdir):
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 400, "--learning-starts", 396, "--end-e", 1,
-                           "--buffer-size", 400, "--target-network-frequency", 10**6)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        400,
+        "--learning-starts",
+        396,
+        "--end-e",
+        1,
+        "--buffer-size",
+        400,
+        "--target-network-frequency",
+        10**6,
+    )
     [(data, _, old_val)] = updates  # the first update: the online network is still the initial one, the target's twin
     with torch.no_grad():
         q = g["target_network"](data.observations)
@@ -329,8 +443,18 @@ def test_the_loss_takes_q_of_the_action_taken(monkeypatch, workdir):
 
 
 def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, workdir):
-    g, updates = spied_run(monkeypatch, workdir, "--total-timesteps", 600, "--learning-starts", 400,
-                           "--buffer-size", 600, "--target-network-frequency", 100)
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        600,
+        "--learning-starts",
+        400,
+        "--buffer-size",
+        600,
+        "--target-network-frequency",
+        100,
+    )
     online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
     assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 600"
 
@@ -338,8 +462,22 @@ def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, w
 def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workdir):
     for e in (0, 1):
         os.makedirs(os.path.join(workdir, str(e)))
-        g, _ = spied_run(monkeypatch, os.path.join(workdir, str(e)), "--total-timesteps", 400, "--learning-starts", 399,
-                         "--buffer-size", 400, "--start-e", e, "--end-e", e, "--target-network-frequency", 10**6)
+        g, _ = spied_run(
+            monkeypatch,
+            os.path.join(workdir, str(e)),
+            "--total-timesteps",
+            400,
+            "--learning-starts",
+            399,
+            "--buffer-size",
+            400,
+            "--start-e",
+            e,
+            "--end-e",
+            e,
+            "--target-network-frequency",
+            10**6,
+        )
         rb = g["rb"]
         np.random.seed(0)
         data = rb._get_samples(np.arange(400))
@@ -364,19 +502,46 @@ def test_evaluation_is_greedy_at_epsilon_zero(monkeypatch):
             step = env.step
             env.step = lambda action: actions.append(int(action)) or step(action)
             return env
+
         return thunk
 
     monkeypatch.setattr(dqn_atari, "make_env", recorded)
     args = SimpleNamespace(env_id="BreakoutNoFrameskip-v4", seed=1, end_e=0.0, eval_episodes=1, capture_video=False)
     assert len(dqn_atari.evaluate(net, args, "eval", "cpu", np.random.default_rng(0))) == 1
-    assert len(actions) > 100 and set(actions) == {3}, "every action the greedy agent chose (FIRE after a lost life is the wrappers')"
+    assert len(actions) > 100 and set(actions) == {3}, (
+        "every action the greedy agent chose (FIRE after a lost life is the wrappers')"
+    )
 
 
 def test_the_published_defaults_are_pinned():
     """CleanRL's dqn_atari.py hyperparameters: a changed default is a deliberate, visible change."""
     assert {k: v for k, v in vars(dqn_atari.Args()).items() if k not in ("exp_name",)} == dict(
-        seed=1, torch_deterministic=True, cuda=True, torch_threads=0, capture_video=False, save_model=False, track=False,
-        wandb_project_name="cleanRL", wandb_entity=None, env_id="BreakoutNoFrameskip-v4", total_timesteps=10000000,
-        learning_rate=1e-4, num_envs=1, buffer_size=1000000, gamma=0.99, tau=1.0, target_network_frequency=1000,
-        batch_size=32, start_e=1, end_e=0.01, exploration_fraction=0.1, learning_starts=80000, train_frequency=4,
-        eval_episodes=10, checkpoint_frequency=0, checkpoint_buffer=True, resume=None, eval_checkpoint=None)
+        seed=1,
+        torch_deterministic=True,
+        cuda=True,
+        torch_threads=0,
+        capture_video=False,
+        save_model=False,
+        track=False,
+        wandb_project_name="cleanRL",
+        wandb_entity=None,
+        env_id="BreakoutNoFrameskip-v4",
+        total_timesteps=10000000,
+        learning_rate=1e-4,
+        num_envs=1,
+        buffer_size=1000000,
+        gamma=0.99,
+        tau=1.0,
+        target_network_frequency=1000,
+        batch_size=32,
+        start_e=1,
+        end_e=0.01,
+        exploration_fraction=0.1,
+        learning_starts=80000,
+        train_frequency=4,
+        eval_episodes=10,
+        checkpoint_frequency=0,
+        checkpoint_buffer=True,
+        resume=None,
+        eval_checkpoint=None,
+    )

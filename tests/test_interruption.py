@@ -1,10 +1,8 @@
-"""Both scripts: Ctrl-C and SIGTERM save and exit, checkpoints are atomic and safe to load, runs resume, saved agents evaluate."""
+"""Both scripts: Ctrl-C and SIGTERM save and exit, checkpoints are atomic and safe to load, runs resume and evaluate."""
+
 import errno
 import glob
-import json
 import os
-import pickle
-import random
 import runpy
 import signal
 import subprocess
@@ -15,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from conftest import ROOT, TESTS, run_dirs, run_script, scalars
 
 FLAGS = {  # short runs that learn from early on
@@ -24,9 +23,14 @@ FLAGS = {  # short runs that learn from early on
 
 
 def start(script, workdir, *flags):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, script), *map(str, FLAGS[script] + list(flags))],
-                            cwd=workdir, env={**os.environ, "PYTHONPATH": TESTS},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, script), *map(str, FLAGS[script] + list(flags))],
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": TESTS},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(pattern, proc, seconds=120):
@@ -64,8 +68,18 @@ def test_signal_saves_model_and_checkpoint_then_exits_with_its_code(workdir, scr
 
 
 def test_run_killed_after_its_first_checkpoint_resumes_with_the_same_command_plus_resume(workdir):
-    command = ["--env-id", "CartPole-v1", "--seed", 4, "--total-timesteps", 30000, "--checkpoint-frequency", 1000,
-               "--eval-episodes", 0]
+    command = [
+        "--env-id",
+        "CartPole-v1",
+        "--seed",
+        4,
+        "--total-timesteps",
+        30000,
+        "--checkpoint-frequency",
+        1000,
+        "--eval-episodes",
+        0,
+    ]
     proc = start("dqn.py", workdir, *command)
     wait_for(os.path.join(workdir, "runs", "*", "checkpoint", "checkpoint.pt"), proc)
     proc.kill()  # kill -9: no chance to save anything more
@@ -86,11 +100,26 @@ def run_in_process(monkeypatch, workdir, script, *flags):
     return runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
 
 
-@pytest.mark.parametrize("script,buffer", [("dqn.py", []), ("dqn_atari.py", ["--checkpoint-buffer"]),
-                                           ("dqn_atari.py", ["--no-checkpoint-buffer"])])
+@pytest.mark.parametrize(
+    "script,buffer",
+    [("dqn.py", []), ("dqn_atari.py", ["--checkpoint-buffer"]), ("dqn_atari.py", ["--no-checkpoint-buffer"])],
+)
 def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script, buffer):
-    first = run_in_process(monkeypatch, workdir, script, *FLAGS[script], "--buffer-size", 600, "--total-timesteps", 900,
-                           "--checkpoint-frequency", 900, "--eval-episodes", 0, *buffer)  # the buffer wraps around
+    first = run_in_process(
+        monkeypatch,
+        workdir,
+        script,
+        *FLAGS[script],
+        "--buffer-size",
+        600,
+        "--total-timesteps",
+        900,
+        "--checkpoint-frequency",
+        900,
+        "--eval-episodes",
+        0,
+        *buffer,
+    )  # the buffer wraps around
     rngs = np.random.get_state(), torch.get_rng_state()  # as saved: the run ends right after
     run_dir = run_dirs(workdir)[0]
     assert manifest(run_dir)["global_step"] == 900
@@ -98,7 +127,9 @@ def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script,
     for net in ("q_network", "target_network"):
         for a, b in zip(resumed[net].state_dict().values(), first[net].state_dict().values()):
             assert torch.equal(a, b)
-    for a, b in zip(resumed["optimizer"].state_dict()["state"].values(), first["optimizer"].state_dict()["state"].values()):
+    for a, b in zip(
+        resumed["optimizer"].state_dict()["state"].values(), first["optimizer"].state_dict()["state"].values()
+    ):
         assert all(torch.equal(a[k], b[k]) for k in a)
     np.testing.assert_equal(np.random.get_state(), rngs[0])
     assert torch.equal(torch.get_rng_state(), rngs[1])
@@ -136,8 +167,18 @@ def test_checkpoint_that_cannot_be_written_keeps_the_last_good_one_and_the_run_g
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", save)
-    run_in_process(monkeypatch, workdir, "dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 3000,
-                   "--checkpoint-frequency", 1000, "--eval-episodes", 0)
+    run_in_process(
+        monkeypatch,
+        workdir,
+        "dqn.py",
+        *FLAGS["dqn.py"],
+        "--total-timesteps",
+        3000,
+        "--checkpoint-frequency",
+        1000,
+        "--eval-episodes",
+        0,
+    )
     err = capfd.readouterr().err
     assert len(calls) == 3
     assert err.count("not written") == 2 and "No space left on device" in err
@@ -147,9 +188,9 @@ def test_checkpoint_that_cannot_be_written_keeps_the_last_good_one_and_the_run_g
     assert scalars(run_dir)["charts/SPS"][-1][0] == 3000
 
 
-# A kill -9 at moments of the second checkpoint (step 2000): in the middle of a file (dqn.py's one file, or a replay-memory
-# file of dqn_atari.py), after all its new files but before checkpoint.pt is replaced, and after the replace but before
-# the first checkpoint's files go (dqn_atari.py: dqn.py leaves nothing behind).
+# A kill -9 at moments of the second checkpoint (step 2000): in the middle of a file (dqn.py's one file, or a
+# replay-memory file of dqn_atari.py), after all its new files but before checkpoint.pt is replaced, and after the
+# replace but before the first checkpoint's files go (dqn_atari.py: dqn.py leaves nothing behind).
 KILLER = """
 import os, runpy, signal, sys
 import numpy as np, torch
@@ -179,14 +220,36 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("script,moment,step", [("dqn.py", "in-a-file", 1000), ("dqn.py", "before-the-commit", 1000),
-                                                ("dqn_atari.py", "in-a-file", 1000),
-                                                ("dqn_atari.py", "before-the-cleanup", 2000)])
+@pytest.mark.parametrize(
+    "script,moment,step",
+    [
+        ("dqn.py", "in-a-file", 1000),
+        ("dqn.py", "before-the-commit", 1000),
+        ("dqn_atari.py", "in-a-file", 1000),
+        ("dqn_atari.py", "before-the-cleanup", 2000),
+    ],
+)
 def test_a_kill_during_a_save_leaves_a_checkpoint_that_loads_and_resumes(workdir, script, moment, step):
-    flags = ["--learning-starts", 500 if script == "dqn.py" else 2500, "--total-timesteps", 3000, "--no-cuda",
-             "--checkpoint-frequency", 1000, "--eval-episodes", 0, "--buffer-size", 2000]
-    killed = subprocess.run([sys.executable, "-c", KILLER, os.path.join(ROOT, script), moment, *map(str, flags)],
-                            cwd=workdir, capture_output=True, text=True, timeout=300)
+    flags = [
+        "--learning-starts",
+        500 if script == "dqn.py" else 2500,
+        "--total-timesteps",
+        3000,
+        "--no-cuda",
+        "--checkpoint-frequency",
+        1000,
+        "--eval-episodes",
+        0,
+        "--buffer-size",
+        2000,
+    ]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, os.path.join(ROOT, script), moment, *map(str, flags)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = run_dirs(workdir)[0]
     assert manifest(run_dir)["global_step"] == step
@@ -228,8 +291,11 @@ def test_a_checkpoint_writes_only_new_or_rewritten_rows_and_deletes_the_evicted_
 
     def save():  # {(file, added when written): file size}
         assert module.write_checkpoint({"global_step": rb.added, "buffer": rb}, run_dir)
-        return {tuple(map(int, f.split(".")[1:3])): os.path.getsize(os.path.join(folder, f))
-                for f in os.listdir(folder) if f.startswith("buffer")}
+        return {
+            tuple(map(int, f.split(".")[1:3])): os.path.getsize(os.path.join(folder, f))
+            for f in os.listdir(folder)
+            if f.startswith("buffer")
+        }
 
     for transition in stream[:1500]:
         rb.add(*transition)
@@ -254,6 +320,7 @@ def test_a_checkpoint_writes_only_new_or_rewritten_rows_and_deletes_the_evicted_
 
 # ---- loading runs no code ------------------------------------------------------------------------
 
+
 class Payload:
     """Unpickling it creates a file: what a crafted checkpoint or model could do instead."""
 
@@ -264,15 +331,18 @@ class Payload:
         return open, (self.path, "w")
 
 
-@pytest.mark.parametrize("script,flag,place,target", [
-    ("dqn.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
-    ("dqn_atari.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old/checkpoint"),
-    ("dqn.py", "--resume", "shared.pt", "shared.pt"),
-    ("dqn.py", "--eval-checkpoint", "model.pt", "model.pt"),
-    ("dqn_atari.py", "--eval-checkpoint", "model.pt", "model.pt"),
-    ("dqn.py", "--eval-checkpoint", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
-    ("dqn_atari.py", "--eval-checkpoint", "shared.pt", "shared.pt"),
-])
+@pytest.mark.parametrize(
+    "script,flag,place,target",
+    [
+        ("dqn.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
+        ("dqn_atari.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old/checkpoint"),
+        ("dqn.py", "--resume", "shared.pt", "shared.pt"),
+        ("dqn.py", "--eval-checkpoint", "model.pt", "model.pt"),
+        ("dqn_atari.py", "--eval-checkpoint", "model.pt", "model.pt"),
+        ("dqn.py", "--eval-checkpoint", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
+        ("dqn_atari.py", "--eval-checkpoint", "shared.pt", "shared.pt"),
+    ],
+)
 def test_a_crafted_pickle_is_refused_with_one_line_and_never_runs(workdir, script, flag, place, target):
     """A torch file (a zip, as torch.save writes) whose pickle would run code: loaded with weights_only, refused."""
     marker = os.path.join(workdir, "created-by-the-pickle")
@@ -289,9 +359,21 @@ def test_a_crafted_pickle_is_refused_with_one_line_and_never_runs(workdir, scrip
 
 # ---- resume: the saved run's flags, and more steps ------------------------------------------------
 
+
 def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_in_steps(workdir):
-    result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 2000, "--exploration-fraction", 0.5,
-                        "--eval-episodes", 0, "--checkpoint-frequency", 1000, cwd=workdir)  # epsilon reaches end-e at 1000
+    result = run_script(
+        "dqn.py",
+        *FLAGS["dqn.py"],
+        "--total-timesteps",
+        2000,
+        "--exploration-fraction",
+        0.5,
+        "--eval-episodes",
+        0,
+        "--checkpoint-frequency",
+        1000,
+        cwd=workdir,
+    )  # epsilon reaches end-e at 1000
     assert result.returncode == 0, result.stderr
     run_dir = run_dirs(workdir)[0]
     for total in (5000, 6000):  # and once more: the decay stays 1000 steps long
@@ -309,13 +391,29 @@ def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_
 def test_epsilon_keeps_its_schedule_over_a_plain_resume_of_an_extended_run(workdir):
     """Extend a finished run, stop it part-way with SIGTERM, then resume it with no flags (as the Ray runner's retry
     does): epsilon stays at end-e (it once climbed back to 0.54, its decay recomputed from the new total)."""
-    result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 2000, "--exploration-fraction", 0.5,
-                        "--eval-episodes", 0, "--checkpoint-frequency", 1000, cwd=workdir)  # epsilon reaches end-e at 1000
+    result = run_script(
+        "dqn.py",
+        *FLAGS["dqn.py"],
+        "--total-timesteps",
+        2000,
+        "--exploration-fraction",
+        0.5,
+        "--eval-episodes",
+        0,
+        "--checkpoint-frequency",
+        1000,
+        cwd=workdir,
+    )  # epsilon reaches end-e at 1000
     assert result.returncode == 0, result.stderr
     run_dir = run_dirs(workdir)[0]
     for flags in (["--total-timesteps", 200000], []):  # extended, then resumed as it was saved
-        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "dqn.py"), "--resume", run_dir, *map(str, flags)],
-                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "dqn.py"), "--resume", run_dir, *map(str, flags)],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         start_step = manifest(run_dir)["global_step"]
         deadline = time.time() + 120
         while manifest(run_dir)["global_step"] < start_step + 3000 and time.time() < deadline:
@@ -327,12 +425,33 @@ def test_epsilon_keeps_its_schedule_over_a_plain_resume_of_an_extended_run(workd
 
 
 def test_resume_refuses_each_changed_flag_with_the_saved_and_the_given_value(workdir):
-    result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 600, "--checkpoint-frequency", 600,
-                        "--eval-episodes", 0, cwd=workdir)
+    result = run_script(
+        "dqn.py",
+        *FLAGS["dqn.py"],
+        "--total-timesteps",
+        600,
+        "--checkpoint-frequency",
+        600,
+        "--eval-episodes",
+        0,
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     run_dir = run_dirs(workdir)[0]
-    result = run_script("dqn.py", "--resume", run_dir, "--gamma", 0.9, "--seed", 3, "--total-timesteps", 500,
-                        "--learning-starts", 500, cwd=workdir)  # the last one as saved: accepted
+    result = run_script(
+        "dqn.py",
+        "--resume",
+        run_dir,
+        "--gamma",
+        0.9,
+        "--seed",
+        3,
+        "--total-timesteps",
+        500,
+        "--learning-starts",
+        500,
+        cwd=workdir,
+    )  # the last one as saved: accepted
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "dqn.py: error: --seed: the run was saved with 1, given 3",
@@ -343,25 +462,46 @@ def test_resume_refuses_each_changed_flag_with_the_saved_and_the_given_value(wor
 
 
 def test_eval_checkpoint_plays_a_saved_model_and_records_it(workdir):
-    result = run_script("dqn.py", *FLAGS["dqn.py"], "--total-timesteps", 1000, "--eval-episodes", 0, "--save-model",
-                        "--checkpoint-frequency", 1000, cwd=workdir)
+    result = run_script(
+        "dqn.py",
+        *FLAGS["dqn.py"],
+        "--total-timesteps",
+        1000,
+        "--eval-episodes",
+        0,
+        "--save-model",
+        "--checkpoint-frequency",
+        1000,
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     run_dir = run_dirs(workdir)[0]
-    result = run_script("dqn.py", "--eval-checkpoint", run_dir, "--eval-episodes", 3, "--capture-video", "--no-cuda",
-                        cwd=workdir)
+    result = run_script(
+        "dqn.py", "--eval-checkpoint", run_dir, "--eval-episodes", 3, "--capture-video", "--no-cuda", cwd=workdir
+    )
     assert result.returncode == 0, result.stderr
     assert "eval:" in result.stdout and "over 3 episodes" in result.stdout
     assert glob.glob(os.path.join(workdir, "videos", f"{os.path.basename(run_dir)}-eval", "*.mp4"))
-    result = run_script("dqn.py", "--eval-checkpoint", os.path.join(run_dir, "checkpoint"), "--eval-episodes", 1,
-                        "--no-cuda", cwd=workdir)  # the Q-network of a checkpoint
+    result = run_script(
+        "dqn.py",
+        "--eval-checkpoint",
+        os.path.join(run_dir, "checkpoint"),
+        "--eval-episodes",
+        1,
+        "--no-cuda",
+        cwd=workdir,
+    )  # the Q-network of a checkpoint
     assert result.returncode == 0 and "over 1 episodes" in result.stdout, result.stderr
     assert run_dirs(workdir) == [run_dir], "evaluating writes no new run"
 
 
-@pytest.mark.parametrize("script,flags,named", [
-    ("dqn.py", ["--env-id", "Acrobot-v1"], "differs from QNetwork for this env"),
-    ("dqn_atari.py", ["--env-id", "PongNoFrameskip-v4"], "differs from QNetwork for this env"),
-])
+@pytest.mark.parametrize(
+    "script,flags,named",
+    [
+        ("dqn.py", ["--env-id", "Acrobot-v1"], "differs from QNetwork for this env"),
+        ("dqn_atari.py", ["--env-id", "PongNoFrameskip-v4"], "differs from QNetwork for this env"),
+    ],
+)
 def test_a_model_for_another_env_gives_one_clear_line(workdir, script, flags, named):
     n_in, n_actions = (4, 2) if script == "dqn.py" else (None, 4)  # CartPole's and Breakout's shapes
     sys.path.insert(0, ROOT)

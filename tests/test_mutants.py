@@ -2,12 +2,14 @@
 a script (an exact replacement, found once), and the rule tests named beside it must fail on that copy. A mutant that
 survives fails here under its own name. When a script changes, its mutants change with it (a replacement that no
 longer matches fails too)."""
+
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT, TESTS
 
 TD = "td_target = data.rewards.flatten() + args.gamma * target_max * (1 - data.dones.flatten())"
@@ -18,42 +20,107 @@ ADD = "rb.add(obs, real_next_obs, actions, rewards, terminations, infos)"
 GATHER = "old_val = q_network(data.observations).gather(1, data.actions).squeeze(1)"
 COMMON = [  # (name, old, new, the rule tests that must catch it), in both scripts
     ("no terminal mask in the TD target", TD, TD.replace(" * (1 - data.dones.flatten())", ""), "td_target"),
-    ("the mean over next actions, not the max", TARGET_MAX,
-     "target_max = target_network(data.next_observations).mean(dim=1)", "td_target"),
-    ("bootstrapping from the online network", TARGET_MAX, TARGET_MAX.replace("target_network(", "q_network("), "td_target"),
+    (
+        "the mean over next actions, not the max",
+        TARGET_MAX,
+        "target_max = target_network(data.next_observations).mean(dim=1)",
+        "td_target",
+    ),
+    (
+        "bootstrapping from the online network",
+        TARGET_MAX,
+        TARGET_MAX.replace("target_network(", "q_network("),
+        "td_target",
+    ),
     ("Q of action 0, not of the action taken", GATHER, GATHER.replace("data.actions)", "0 * data.actions)"), "q_of"),
     ("the target network never updated", COPY, "target_param.data.copy_(target_param.data)", "hard_update"),
     ("--train-frequency ignored", UPDATES, "n_updates = n_envs", "td_target"),
-    ("greedy and random actions swapped", "actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())",
-     "actions = np.where(explore, q_values.argmax(dim=1).cpu().numpy(), actions)", "epsilon_zero"),
+    (
+        "greedy and random actions swapped",
+        "actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())",
+        "actions = np.where(explore, q_values.argmax(dim=1).cpu().numpy(), actions)",
+        "epsilon_zero",
+    ),
 ]
 MUTANTS = [
     *[("dqn_atari.py", *m) for m in COMMON],
-    ("dqn_atari.py", "--learning-starts ignored", "if global_step > learning_starts:", "if global_step > 0:", "td_target"),
-    ("dqn_atari.py", "truncations stored as dones", ADD, ADD.replace("terminations,", "terminations | truncations,"),
-     "stores_and_logs and Short"),
-    ("dqn_atari.py", "evaluation ignores its greedy actions",
-     "else q_values.argmax().item()", "else 0", "greedy"),
+    (
+        "dqn_atari.py",
+        "--learning-starts ignored",
+        "if global_step > learning_starts:",
+        "if global_step > 0:",
+        "td_target",
+    ),
+    (
+        "dqn_atari.py",
+        "truncations stored as dones",
+        ADD,
+        ADD.replace("terminations,", "terminations | truncations,"),
+        "stores_and_logs and Short",
+    ),
+    (
+        "dqn_atari.py",
+        "evaluation ignores its greedy actions",
+        "action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()",
+        "action = 0",
+        "greedy",
+    ),
     *[("dqn.py", *m) for m in COMMON],
-    ("dqn.py", "--learning-starts ignored", "if global_step > args.learning_starts:", "if global_step > 0:", "td_target"),
-    ("dqn.py", "the stored action is not the action taken", ADD, ADD.replace("actions,", "(actions + 1) % n_actions,"),
-     "q_of"),
-    ("dqn.py", "truncations stored as dones", ADD, ADD.replace("terminations,", "terminations | truncations,"),
-     "only_terminations"),
+    (
+        "dqn.py",
+        "--learning-starts ignored",
+        "if global_step > args.learning_starts:",
+        "if global_step > 0:",
+        "td_target",
+    ),
+    (
+        "dqn.py",
+        "the stored action is not the action taken",
+        ADD,
+        ADD.replace("actions,", "(actions + 1) % n_actions,"),
+        "q_of",
+    ),
+    (
+        "dqn.py",
+        "truncations stored as dones",
+        ADD,
+        ADD.replace("terminations,", "terminations | truncations,"),
+        "only_terminations",
+    ),
     ("dqn.py", "tau ignored (a hard copy)", COPY, "target_param.data.copy_(q_param.data)", "soft_update"),
-    ("dqn.py", "the target updated at every update, not once per period",
-     "if crossed(global_step, n_envs, args.target_network_frequency):", "if True:", "soft_update"),
-    ("dqn.py", "one exploration coin for all envs", "explore = rng.random(n_envs) < epsilon",
-     "explore = np.full(n_envs, rng.random() < epsilon)", "own_exploration"),
-    ("dqn.py", "acting ignores epsilon (the logged one is right)", "explore = rng.random(n_envs) < epsilon",
-     "explore = rng.random(n_envs) < args.end_e", "epsilon_that"),
-    ("dqn.py", "a cut episode bootstraps from the next one's first observation",
-     "real_next_obs[i] = infos[\"final_obs\"][i]", "real_next_obs[i] = next_obs[i]", "truncated"),
+    (
+        "dqn.py",
+        "the target updated at every update, not once per period",
+        "if crossed(global_step, n_envs, args.target_network_frequency):",
+        "if True:",
+        "soft_update",
+    ),
+    (
+        "dqn.py",
+        "one exploration coin for all envs",
+        "explore = rng.random(n_envs) < epsilon",
+        "explore = np.full(n_envs, rng.random() < epsilon)",
+        "own_exploration",
+    ),
+    (
+        "dqn.py",
+        "acting ignores epsilon (the logged one is right)",
+        "explore = rng.random(n_envs) < epsilon",
+        "explore = rng.random(n_envs) < args.end_e",
+        "epsilon_that",
+    ),
+    (
+        "dqn.py",
+        "a cut episode bootstraps from the next one's first observation",
+        'real_next_obs[i] = infos["final_obs"][i]',
+        "real_next_obs[i] = next_obs[i]",
+        "truncated",
+    ),
 ]
 
 
 def run_mutant(folder, script, name, old, new, tests):
-    """Applies the mutant to a copy of the scripts in `folder` and runs its rule tests there: (pytest's exit, output)."""
+    """Applies the mutant to a copy of the scripts in `folder`, runs its rule tests there: (pytest's exit, output)."""
     os.makedirs(folder)
     for s in ("dqn.py", "dqn_atari.py"):
         shutil.copy(os.path.join(ROOT, s), os.path.join(folder, s))
@@ -64,9 +131,14 @@ def run_mutant(folder, script, name, old, new, tests):
     with open(os.path.join(folder, script), "w") as f:
         f.write(source.replace(old, new))
     test_file = os.path.join(TESTS, "test_dqn_atari.py" if script == "dqn_atari.py" else "test_dqn.py")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests],
-                            env={**os.environ, "DQN_SCRIPTS": folder, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                            text=True, timeout=600, cwd=folder)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests],
+        env={**os.environ, "DQN_SCRIPTS": folder, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=folder,
+    )
     return result.returncode, f"{test_file} -k '{tests}':\n{result.stdout[-1500:]}"
 
 

@@ -3,6 +3,7 @@
 Run the scripts on them with gymnasium's `module:EnvName-v0` syntax, e.g. `--env-id tiny_envs:Counter-v0`
 (with this folder on PYTHONPATH), which is also how a user trains on an environment of their own.
 """
+
 import gymnasium as gym
 import numpy as np
 

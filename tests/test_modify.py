@@ -1,0 +1,172 @@
+"""What a researcher changes in a copy of a script, as a user would: the network, the replay memory, the flags. The
+checkpoints follow (nothing to keep in step), and what cannot fit is refused with one line."""
+
+import os
+import runpy
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, run_dirs, run_script
+
+DUELING = """class QNetwork(nn.Module):
+    def __init__(self, obs_dim, n_actions):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(obs_dim, 120), nn.ReLU())
+        self.value, self.advantage = nn.Linear(120, 1), nn.Linear(120, n_actions)
+
+    def forward(self, x):
+        h = self.body(x)
+        advantage = self.advantage(h)
+        return self.value(h) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def linear_schedule("""
+
+
+def edited(workdir, script, *edits):
+    """A copy of the script, under its own name in workdir/copy, with each (old, new) replacement made once."""
+    with open(os.path.join(ROOT, script)) as f:
+        source = f.read()
+    for old, new in edits:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    os.makedirs(os.path.join(workdir, "copy"), exist_ok=True)
+    path = os.path.join(workdir, "copy", script)
+    with open(path, "w") as f:
+        f.write(source)
+    return path
+
+
+def run_copy(path, *flags, cwd):
+    result = run_script(path, "--no-cuda", *flags, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def in_process(monkeypatch, workdir, path, *flags):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setattr(sys, "argv", [path, "--no-cuda", *map(str, flags)])
+    return runpy.run_path(path, run_name="__main__")
+
+
+def tree(path):
+    return sorted(os.path.join(d, n) for d, ds, fs in os.walk(path) for n in ds + fs)
+
+
+def test_a_dueling_q_network_trains_checkpoints_resumes_and_evaluates(workdir):
+    start = "class QNetwork(nn.Module):"
+    with open(os.path.join(ROOT, "dqn.py")) as f:
+        source = f.read()
+    old = source[source.index(start) : source.index("def linear_schedule(")]  # only the class changes
+    path = edited(workdir, "dqn.py", (old + "def linear_schedule(", DUELING))
+    flags = ["--total-timesteps", 1500, "--learning-starts", 500, "--checkpoint-frequency", 500, "--eval-episodes", 2]
+    run_copy(path, *flags, cwd=workdir)
+    [run_dir] = run_dirs(workdir)
+    result = run_copy(path, "--resume", run_dir, "--total-timesteps", 2500, cwd=workdir)
+    assert "at step 1,500" in result.stdout and "eval:" in result.stdout
+    saved = torch.load(os.path.join(run_dir, "checkpoint", "checkpoint.pt"), weights_only=True)
+    assert saved["global_step"] == 2500 and "advantage.weight" in saved["q_network"]
+    assert "over 3 episodes" in run_copy(path, "--eval-checkpoint", run_dir, "--eval-episodes", 3, cwd=workdir).stdout
+
+
+@pytest.mark.parametrize("script", ["dqn.py", "dqn_atari.py"])
+def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_checkpoint_code(
+    monkeypatch, workdir, script
+):
+    """A priority per transition, written at its add and back-filled later (dqn_atari.py marks the rewritten row, as
+    FrameReplayBuffer's docstring says; dqn.py saves its small memory whole)."""
+    add = "        rb.add(obs, real_next_obs, actions, rewards, terminations, infos)\n"
+    backfill = "        rb.priorities[(rb.pos - 3) % rb.buffer_size] += 0.5  # three transitions back\n"
+    if script == "dqn.py":
+        edits = [
+            (
+                "    recent_returns = deque(maxlen=20)\n",
+                "    rb.priorities = np.zeros((rb.buffer_size, rb.n_envs), np.float32)\n"
+                "    recent_returns = deque(maxlen=20)\n",
+            ),
+            (add, "        rb.priorities[rb.pos] = global_step\n" + add + backfill),
+        ]
+        flags = [
+            "--total-timesteps",
+            900,
+            "--learning-starts",
+            300,
+            "--buffer-size",
+            600,
+            "--checkpoint-frequency",
+            300,
+        ]
+    else:
+        edits = [
+            (
+                "        self.dones = np.zeros((self.buffer_size, n_envs), np.float32)\n",
+                "        self.dones = np.zeros((self.buffer_size, n_envs), np.float32)\n"
+                "        self.priorities = np.zeros((self.buffer_size, n_envs), np.float32)\n",
+            ),
+            (
+                "        self.rewards[self.pos], self.dones[self.pos] = reward, done\n",
+                "        self.rewards[self.pos], self.dones[self.pos] = reward, done\n"
+                "        self.priorities[self.pos] = 1.0 + self.added\n",
+            ),
+            (add, add + backfill + "        rb.rewritten.add(rb.added - 3)\n"),
+        ]
+        flags = [
+            "--total-timesteps",
+            900,
+            "--learning-starts",
+            300,
+            "--buffer-size",
+            600,
+            "--checkpoint-frequency",
+            300,
+            "--end-e",
+            0.5,
+        ]
+    path = edited(workdir, script, *edits)
+    first = in_process(monkeypatch, workdir, path, *flags, "--eval-episodes", 0)["rb"]
+    assert (first.priorities > 0).all() and (first.priorities % 1 == 0.5).any(), "written and back-filled"
+    [run_dir] = run_dirs(workdir)
+    resumed = in_process(monkeypatch, workdir, path, "--resume", run_dir)["rb"]  # nothing left to train
+    assert np.array_equal(resumed.priorities, first.priorities)
+
+
+def test_a_flag_added_to_args_takes_its_default_on_resume_and_says_so(workdir):
+    flags = ["--total-timesteps", 600, "--learning-starts", 300, "--checkpoint-frequency", 600, "--eval-episodes", 0]
+    run_copy(os.path.join(ROOT, "dqn.py"), *flags, cwd=workdir)
+    [run_dir] = run_dirs(workdir)
+    path = edited(
+        workdir,
+        "dqn.py",
+        (
+            "    eval_episodes: int = 10\n",
+            '    n_step: int = 1\n    """the number of steps of the return"""\n    eval_episodes: int = 10\n',
+        ),
+    )
+    result = run_copy(path, "--resume", run_dir, "--total-timesteps", 900, cwd=workdir)
+    assert "note: --n-step is not in the checkpoint: it takes its default, 1" in result.stdout
+    assert "at step 600" in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--eval-checkpoint", "--eval-checkpoint model"])
+def test_a_network_that_does_not_fit_is_refused_with_one_line_and_nothing_written(workdir, flag):
+    flags = ["--total-timesteps", 600, "--learning-starts", 300, "--checkpoint-frequency", 600, "--eval-episodes", 0]
+    run_copy(os.path.join(ROOT, "dqn.py"), *flags, "--save-model", cwd=workdir)
+    [run_dir] = run_dirs(workdir)
+    path = edited(
+        workdir,
+        "dqn.py",
+        ("nn.Linear(obs_dim, 120),", "nn.Linear(obs_dim, 256),"),
+        ("nn.Linear(120, 84),", "nn.Linear(256, 84),"),
+    )
+    before = tree(workdir)
+    target = os.path.join(run_dir, "dqn.pt") if flag.endswith("model") else run_dir
+    result = run_script(path, flag.split()[0], target, "--no-cuda", cwd=workdir)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "q_network" in lines[0] and "differ" in lines[0] or "differs from QNetwork" in lines[0], lines
+    assert tree(workdir) == before, "nothing written"
+    shutil.rmtree(os.path.join(workdir, "copy"))

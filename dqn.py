@@ -122,11 +122,10 @@ def linear_schedule(start_e: float, end_e: float, duration: float, t: int):
 
 
 def crossed(step, n_steps, every):
-    """Whether the steps up to `step` passed a multiple of `every` in their last `n_steps`."""
     return step // every > (step - n_steps) // every
 
 
-# ---- Robustness: bad input, signals, checkpoints. None of it changes the algorithm. ----
+# ---- Robustness: bad input, signals, checkpoints ----
 SCRIPT = os.path.basename(__file__)
 stop_signal = []
 
@@ -143,7 +142,6 @@ def on_signal(signum, frame):
 
 
 def check_args(a):
-    """Every problem with the flags, one line each."""
     inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
     ranges = dict(
         total_timesteps=(1, inf),
@@ -195,7 +193,7 @@ def check_args(a):
 
 
 def load_tensors(path):
-    """torch.load with weights_only (no code runs) of a file whose checksums hold."""
+    """torch.load with weights_only (no code runs); checksums checked."""
     try:
         with zipfile.ZipFile(path) as z:
             if z.testzip():
@@ -208,7 +206,7 @@ def load_tensors(path):
 
 
 def read_checkpoint(path):
-    """The checkpoint in `path` (its run folder, folder or file); flags added since it take their defaults."""
+    """The checkpoint of a run folder (or its checkpoint); flags added since take their defaults."""
     for candidate in (os.path.join(path, "checkpoint", "checkpoint.pt"), os.path.join(path, "checkpoint.pt")):
         path = candidate if os.path.isfile(candidate) else path
     saved, defaults = load_tensors(path), vars(Args())
@@ -224,7 +222,7 @@ def read_checkpoint(path):
 
 
 def fits(saved, fresh):
-    """Whether a loaded value has the keys, types, shapes and dtypes of this script's own."""
+    """Whether a loaded value has the keys, types, shapes and dtypes of ours."""
     if isinstance(fresh, dict):
         return isinstance(saved, dict) and saved.keys() == fresh.keys() and all(fits(saved[k], fresh[k]) for k in fresh)
     if torch.is_tensor(fresh):
@@ -233,7 +231,8 @@ def fits(saved, fresh):
 
 
 def load_model(q_network, path):
-    """Loads a model file (--save-model), or the Q-network of a checkpoint (its file, folder or run folder)."""
+    """Loads a --save-model file, or the Q-network of a checkpoint."""
+    path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
     saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
     saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
     if not fits(saved, q_network.state_dict()):
@@ -242,7 +241,7 @@ def load_model(q_network, path):
 
 
 def write_checkpoint(state, run_dir):
-    """Replaces checkpoint.pt in one rename: a kill at any moment leaves the last whole checkpoint."""
+    """Replaces checkpoint.pt in one rename: a kill leaves the last whole checkpoint."""
     path = os.path.join(run_dir, "checkpoint", "checkpoint.pt")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -276,7 +275,6 @@ def evaluate(q_network, args, video_name, device, rng):
 
 
 def parse_args(argv=None):
-    """The flags and, with --resume, the checkpoint; exits with one line per problem."""
     args = tyro.cli(Args, args=argv)
     saved = read_checkpoint(args.resume) if args.resume else None
     problems = []
@@ -329,7 +327,7 @@ if __name__ == "__main__":
         args.buffer_size, obs_space, probe.action_space, device, n_envs=args.num_envs, handle_timeout_termination=False
     )
     recent_returns = deque(maxlen=20)
-    global_step = checkpointed = start_step = saved["global_step"] if saved else 0
+    global_step = start_step = saved["global_step"] if saved else 0
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
@@ -347,7 +345,7 @@ if __name__ == "__main__":
             "buffer": {**buffer, "pos": rb.pos, "full": rb.full},
         }
 
-    if saved:  # what fits this script's state; the episodes in flight restart
+    if saved:  # the episodes in flight restart
         wrong = [k for k, v in checkpoint().items() if k not in ("args", "optimizer") and not fits(saved.get(k), v)]
         if wrong:
             fail(f"the {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
@@ -390,7 +388,7 @@ if __name__ == "__main__":
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
-    # env setup: SAME_STEP autoreset gives the next episode's first observation, the last one's in infos
+    # SAME_STEP autoreset: a new episode's first observation at once, the last one's in infos
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed + i, i, args.capture_video, run_name) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -463,7 +461,7 @@ if __name__ == "__main__":
             mean = np.mean(recent_returns or [np.nan])
             print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
-            checkpointed = write_checkpoint(checkpoint(), run_dir) and global_step
+            write_checkpoint(checkpoint(), run_dir)
         if stop_signal:
             break
 
@@ -479,7 +477,7 @@ if __name__ == "__main__":
         print(f"model saved to {run_dir}/{args.exp_name}.pt")
     writer.close()
     if stop_signal:
-        saved = checkpointed == global_step or write_checkpoint(checkpoint(), run_dir)
+        saved = write_checkpoint(checkpoint(), run_dir)
         print(
             f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
             file=sys.stderr,

@@ -252,7 +252,7 @@ def test_a_stopped_sweep_started_again_resumes_its_unfinished_run(tmp_path):
         sweep.kill()
     assert sweep.returncode == 130 and "start the same command again to resume" in output, output
     log = out / "logs" / "dqn__CartPole-v1__1.log"
-    assert "checkpoint in runs/" in log.read_text()  # the run saved on its way out
+    assert "continue with --resume runs/" in log.read_text()  # the run saved on its way out
     assert not (out / "logs" / "dqn__CartPole-v1__1.done").exists()
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr

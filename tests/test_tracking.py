@@ -137,7 +137,5 @@ def test_track_without_wandb_installed_stops_at_once_with_one_line(workdir, scri
         f.write("import sys\nsys.modules['wandb'] = None  # as if it were not installed\n")
     result = run_script(script, "--track", "--no-cuda", cwd=workdir, env={"PYTHONPATH": os.pathsep.join([hide, TESTS])})
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        f"{script}: error: --track needs wandb: pip install wandb"
-    ]
+    assert result.stderr.strip().splitlines() == [f"{script}: error: --track needs wandb: pip install wandb"]
     assert not os.path.exists(os.path.join(workdir, "runs")) and not os.path.exists(os.path.join(workdir, "wandb"))

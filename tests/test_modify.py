@@ -90,16 +90,6 @@ def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_che
             ),
             (add, "        rb.priorities[rb.pos] = global_step\n" + add + backfill),
         ]
-        flags = [
-            "--total-timesteps",
-            900,
-            "--learning-starts",
-            300,
-            "--buffer-size",
-            600,
-            "--checkpoint-frequency",
-            300,
-        ]
     else:
         edits = [
             (
@@ -114,20 +104,9 @@ def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_che
             ),
             (add, add + backfill + "        rb.rewritten.add(rb.added - 3)\n"),
         ]
-        flags = [
-            "--total-timesteps",
-            900,
-            "--learning-starts",
-            300,
-            "--buffer-size",
-            600,
-            "--checkpoint-frequency",
-            300,
-            "--end-e",
-            0.5,
-        ]
+    flags = "--total-timesteps 900 --learning-starts 300 --buffer-size 600 --checkpoint-frequency 300 --end-e 0.5"
     path = edited(workdir, script, *edits)
-    first = in_process(monkeypatch, workdir, path, *flags, "--eval-episodes", 0)["rb"]
+    first = in_process(monkeypatch, workdir, path, *flags.split(), "--eval-episodes", 0)["rb"]
     assert (first.priorities > 0).all() and (first.priorities % 1 == 0.5).any(), "written and back-filled"
     [run_dir] = run_dirs(workdir)
     resumed = in_process(monkeypatch, workdir, path, "--resume", run_dir)["rb"]  # nothing left to train

@@ -552,7 +552,7 @@ if __name__ == "__main__":
 
         # TRY NOT TO MODIFY: `terminations` include lost lives (the game goes on); a truncated game bootstraps from its
         # true last observation; a game's score comes at the end of its last life
-        real_next_obs = next_obs.copy()
+        real_next_obs = next_obs.copy() if "final_obs" in infos else next_obs  # (a copy only when needed)
         for i in np.flatnonzero(infos.get("_final_obs", [])):
             real_next_obs[i] = infos["final_obs"][i]
             if infos["final_info"].get("_episode", [False] * n_envs)[i]:
@@ -590,12 +590,13 @@ if __name__ == "__main__":
                 for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
-        sps = int((global_step - start_step) / (time.time() - start_time + 1e-9))
         if crossed(global_step, n_envs, 100):
+            sps = int((global_step - start_step) / (time.time() - start_time))
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
             last_print = time.time()
+            sps = int((global_step - start_step) / (last_print - start_time + 1e-9))
             mean = np.mean(recent_returns or [np.nan])
             print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):

@@ -360,22 +360,16 @@ def test_a_crafted_pickle_is_refused_with_one_line_and_never_runs(workdir, scrip
 # ---- resume: the saved run's flags, and more steps ------------------------------------------------
 
 
-def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_in_steps(workdir):
-    result = run_script(
-        "dqn.py",
-        *FLAGS["dqn.py"],
-        "--total-timesteps",
-        2000,
-        "--exploration-fraction",
-        0.5,
-        "--eval-episodes",
-        0,
-        "--checkpoint-frequency",
-        1000,
-        cwd=workdir,
-    )  # epsilon reaches end-e at 1000
+def finished_run(workdir):
+    """A finished 2,000-step dqn.py run with checkpoints every 1,000 steps, whose epsilon reaches end-e at 1,000."""
+    flags = "--total-timesteps 2000 --exploration-fraction 0.5 --eval-episodes 0 --checkpoint-frequency 1000".split()
+    result = run_script("dqn.py", *FLAGS["dqn.py"], *flags, cwd=workdir)
     assert result.returncode == 0, result.stderr
-    run_dir = run_dirs(workdir)[0]
+    return run_dirs(workdir)[0]
+
+
+def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_in_steps(workdir):
+    run_dir = finished_run(workdir)
     for total in (5000, 6000):  # and once more: the decay stays 1000 steps long
         result = run_script("dqn.py", "--resume", run_dir, "--total-timesteps", total, cwd=workdir)
         assert result.returncode == 0, result.stderr
@@ -391,21 +385,7 @@ def test_raising_total_timesteps_extends_the_run_and_epsilon_keeps_its_schedule_
 def test_epsilon_keeps_its_schedule_over_a_plain_resume_of_an_extended_run(workdir):
     """Extend a finished run, stop it part-way with SIGTERM, then resume it with no flags (as the Ray runner's retry
     does): epsilon stays at end-e (it once climbed back to 0.54, its decay recomputed from the new total)."""
-    result = run_script(
-        "dqn.py",
-        *FLAGS["dqn.py"],
-        "--total-timesteps",
-        2000,
-        "--exploration-fraction",
-        0.5,
-        "--eval-episodes",
-        0,
-        "--checkpoint-frequency",
-        1000,
-        cwd=workdir,
-    )  # epsilon reaches end-e at 1000
-    assert result.returncode == 0, result.stderr
-    run_dir = run_dirs(workdir)[0]
+    run_dir = finished_run(workdir)
     for flags in (["--total-timesteps", 200000], []):  # extended, then resumed as it was saved
         proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "dqn.py"), "--resume", run_dir, *map(str, flags)],

@@ -183,11 +183,10 @@ def check_args(a):
         problems.append(f"env '{a.env_id}' has {actions} actions; DQN needs Discrete actions")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         return problems + [f"env '{a.env_id}' has {space} observations; this script needs a flat Box"]
-    available, row = psutil.virtual_memory().available - 2**30, 8 * space.shape[0] + 20  # SB3's bytes per transition
-    if a.buffer_size * row > available:
+    free, row = max(psutil.virtual_memory().available - 2**30, 0), 8 * space.shape[0] + 20  # SB3's bytes per row
+    if a.buffer_size * row > free:  # (1 GiB kept free)
         problems.append(
-            f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
-            f"largest --buffer-size that fits is {max(available // row, 0):,}"
+            f"--buffer-size needs {a.buffer_size * row / 2**30:.1f} GiB: the largest that fits is {free // row:,}"
         )
     return problems
 

@@ -1,6 +1,5 @@
 # DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md and docs/
 import contextlib
-import difflib
 import glob
 import importlib.util
 import math
@@ -151,8 +150,8 @@ class FrameReplayBuffer(ReplayBuffer):
     Frame row n holds the newest frame of observation n: observation n is rows n-3..n and its next one rows n-2..n+1,
     where frames from before an episode's first are copies of it, as in the env's stack. When an episode ends, its
     last frame (row n+1) moves to `last_frames` before the next episode's first frame takes the row.
-    Checkpoints save each array with a row per transition (row n at n % len) by the rows added since the last one:
-    after writing to an older row, add its transition number to `rewritten`.
+    Checkpoints save the rows written by the transitions added since the last one: after writing to an older
+    transition's row, add its number to `rewritten`.
     """
 
     def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
@@ -258,15 +257,14 @@ def check_args(a):
         problems.append(f"--exp-name must be a short name, not a path: {a.exp_name!r}")
     if a.track and not importlib.util.find_spec("wandb"):
         problems.append("--track needs wandb: pip install wandb")
-    atari_ids = [k for k, spec in gym.registry.items() if str(spec.entry_point).startswith("ale_py")]
-    if a.env_id not in atari_ids:
-        close = difflib.get_close_matches(a.env_id, atari_ids, n=3, cutoff=0.6)
-        problems.append(f"'{a.env_id}' is not an Atari env id ({f'did you mean {close}?' if close else 'see dqn.py'})")
-    available, row = psutil.virtual_memory().available - 2**30, 84 * 84 + 17  # bytes per transition
-    if a.buffer_size * row > available and not a.eval_checkpoint:
+    try:
+        assert str(gym.spec(a.env_id).entry_point).startswith("ale_py"), "not an Atari env (see dqn.py)"
+    except Exception as e:
+        problems.append(f"--env-id {a.env_id}: {' '.join(str(e).split())}")
+    free, row = max(psutil.virtual_memory().available - 2**30, 0), 84 * 84 + 17  # bytes per transition
+    if a.buffer_size * row > free and not a.eval_checkpoint:  # (1 GiB kept free)
         problems.append(
-            f"the replay buffer needs {a.buffer_size * row / 2**30:.1f} GiB (1 GiB kept free): the "
-            f"largest --buffer-size that fits is {max(available // row, 0):,}"
+            f"--buffer-size needs {a.buffer_size * row / 2**30:.1f} GiB: the largest that fits is {free // row:,}"
         )
     return problems
 
@@ -343,28 +341,19 @@ def write_checkpoint(state, run_dir):
 
 
 def save_buffer(rb, folder, old):
-    """Saves the rows of each array with a row per transition in files of `rows` rows, writing only the files with rows
-    added or rewritten since the last save (`old`); returns this save's entry. An array of length L holds row n at
-    n % L, rows up to added + L - buffer_size (FrameReplayBuffer's frames run ahead)."""
-    rings = {k: v for k, v in vars(rb).items() if isinstance(v, np.ndarray) and len(v) >= rb.buffer_size}
-    end = {k: rb.added + len(v) - rb.buffer_size for k, v in rings.items()}  # one past each ring's newest row
-    rows = old.get("rows") or max(1, BLOCK_BYTES // sum(v[0].nbytes for v in rings.values()))
-    kept = {int(name.split(".")[1]): name for name in old.get("files", [])}
-    since, rewritten = (old.get("added", 1) - 1) // rows, {n // rows for n in rb.rewritten}
-    files, stop = [], -(-max(end.values()) // rows)
-    for b in range(max(rb.added - rb.buffer_size, 0) // rows, stop):
-        if b in kept and b < since and b not in rewritten:
-            files.append(kept[b])
-            continue
-        arrays = {
-            k: v[np.arange(max(b * rows, end[k] - len(v)), min(b * rows + rows, end[k])) % len(v)]
-            for k, v in rings.items()
-        }
-        files.append(f"buffer.{b}.{rb.added}.npz")
-        with open(os.path.join(folder, files[-1]), "wb") as f:
-            np.savez(f, **arrays)
+    """Saves every ndarray of the replay memory by blocks of `rows` rows, writing only the blocks written since the last
+    save (`old`): transition n writes row n % len of each, and rows in `rb.rewritten`. Returns this save's entry."""
+    arrays = {k: v for k, v in vars(rb).items() if isinstance(v, np.ndarray)}
+    rows = old.get("rows") or max(1, BLOCK_BYTES // sum(v[0].nbytes for v in arrays.values()))
+    since = old.get("added", 0)
+    n = np.r_[np.arange(since, min(rb.added, since + max(map(len, arrays.values()))) + 1), list(rb.rewritten)]
+    files = {int(name.split(".")[1]): name for name in old.get("files", [])}
+    for b in sorted({int(b) for v in arrays.values() for b in np.unique(n % len(v) // rows)}):
+        files[b] = f"buffer.{b}.{time.time_ns()}.npz"
+        with open(os.path.join(folder, files[b]), "wb") as f:
+            np.savez(f, **{k: v[b * rows : b * rows + rows] for k, v in arrays.items()})
             os.fsync(f.fileno())
-    return {"added": rb.added, "rows": rows, "files": files, "plain": plain(rb)}
+    return {"added": rb.added, "rows": rows, "files": sorted(files.values()), "plain": plain(rb)}
 
 
 def plain(rb):
@@ -372,23 +361,19 @@ def plain(rb):
 
 
 def load_buffer(rb, folder, entry):
-    """Puts every row save_buffer wrote back at its slot, and the buffer's plain values as they were."""
-    rows, oldest = entry["rows"], entry["added"] - rb.buffer_size
+    """Puts every block save_buffer wrote back, and the buffer's plain values as they were."""
     if not fits(entry["plain"], plain(rb)):
         raise ValueError("its counters differ from FrameReplayBuffer's")
     for name in entry["files"]:
-        b, added = map(int, name.split(".")[1:3])
+        b = int(name.split(".")[1]) * entry["rows"]
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
-            for k, a in vars(rb).items():
-                if isinstance(a, np.ndarray) and len(a) >= rb.buffer_size:
-                    end = added + len(a) - rb.buffer_size
-                    shape = (min(b * rows + rows, end) - max(b * rows, end - len(a)), *a.shape[1:])
-                    if (f[k].dtype, f[k].shape) != (a.dtype, shape):
-                        raise ValueError(f"{name}: {k} is {f[k].dtype} {f[k].shape}, not {a.dtype} {shape}")
-                    r = np.arange(-len(f[k]), 0) + min(b * rows + rows, end)
-                    a[r[r >= oldest] % len(a)] = f[k][r >= oldest]
-    for k, v in entry["plain"].items():
-        setattr(rb, k, v)
+            for k, v in vars(rb).items():
+                if isinstance(v, np.ndarray):
+                    saved, rows = f[k], v[b : b + entry["rows"]]
+                    if (saved.dtype, saved.shape) != (rows.dtype, rows.shape):
+                        raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {rows.dtype} {rows.shape}")
+                    rows[:] = saved
+    vars(rb).update(entry["plain"])
 
 
 def evaluate(q_network, args, run_name, device, rng):

@@ -276,46 +276,44 @@ def synthetic_stream(count, length=7, frame_shape=(8, 8)):
 
 
 @pytest.mark.parametrize("mark", [True, False])
-def test_a_checkpoint_writes_only_new_or_rewritten_rows_and_deletes_the_evicted_ones(monkeypatch, tmp_path, mark):
-    """dqn_atari.py's replay memory is saved by files of rows: a checkpoint writes those with rows added since the last
-    one, and those with a row marked in `rewritten` (a value written after its add); an unmarked write is not seen."""
+def test_a_checkpoint_writes_only_new_or_rewritten_rows_and_deletes_superseded_files(monkeypatch, tmp_path, mark):
+    """dqn_atari.py's replay memory is saved by blocks of rows: a checkpoint writes the blocks that rows added since the
+    last one fall in, and those with a row marked in `rewritten` (a value written after its add); an unmarked write to
+    a kept block is not seen."""
     sys.path.insert(0, ROOT)
     import dqn_atari as module
 
     obs_space, act_space = gym.spaces.Box(0, 255, (4, 8, 8), np.uint8), gym.spaces.Discrete(4)
     rb, stream, run_dir = module.FrameReplayBuffer(1000, obs_space, act_space), synthetic_stream(2000), str(tmp_path)
     row = sum(v[0].nbytes for v in vars(rb).values() if isinstance(v, np.ndarray))
-    monkeypatch.setattr(module, "BLOCK_BYTES", 100 * row)  # files of 100 rows
+    monkeypatch.setattr(module, "BLOCK_BYTES", 100 * row)  # blocks of 100 rows
     monkeypatch.setattr(module, "last_buffer", {})  # what the script's last checkpoint saved: nothing yet
     folder = os.path.join(run_dir, "checkpoint")
 
-    def save():  # {(file, added when written): file size}
+    def save():  # {block: its file}
         assert module.write_checkpoint({"global_step": rb.added, "buffer": rb}, run_dir)
-        return {
-            tuple(map(int, f.split(".")[1:3])): os.path.getsize(os.path.join(folder, f))
-            for f in os.listdir(folder)
-            if f.startswith("buffer")
-        }
+        return {int(f.split(".")[1]): f for f in os.listdir(folder) if f.startswith("buffer")}
 
     for transition in stream[:1500]:
         rb.add(*transition)
     first = save()
-    assert sorted(first) == [(b, 1500) for b in range(5, 16)], "rows 500..1499 (+4 frames ahead) in files of 100"
-    for transition in stream[1500:1750]:
+    assert sorted(first) == list(range(11)), "every row, in blocks of 100 (frames has 1004 rows)"
+    for transition in stream[1500:1750]:  # rows 500..750 of the 1000-row arrays, 496..746 of frames
         rb.add(*transition)
     rb.rewards[1620 % 1000] = 7.0  # transition 1620: a value written after its add (a back-filled return)
     rb.rewritten.update([1620] if mark else [])
-    rb.rewards[0] = 9.0  # transition 1000, in a kept file (rows 1000..1099), changed
-    rb.rewritten.update([1000] if mark else [])
+    rb.rewards[0] = 9.0  # transition 1000, in a kept block (rows 0..99), changed
+    rb.rewritten.update([1000] if mark else [])  # (row 1000 of frames: block 10)
     second = save()
-    written = sorted(block for block in second if block not in first)
-    assert written == [(b, 1750) for b in ([10] if mark else []) + list(range(14, 18))], "new rows' files and marked"
-    assert sorted(set(first) - set(second)) == [(5, 1500), (6, 1500), *[(b, 1500) for b in [10] * mark + [14, 15]]]
+    written = sorted(b for b in second if second[b] != first[b])
+    assert written == [0] * mark + [4, 5, 6, 7] + [10] * mark, "the blocks of new rows, and the marked ones"
+    assert sorted(os.listdir(folder)) == sorted(["checkpoint.pt", *second.values()]), "superseded files deleted"
     assert not rb.rewritten, "a checkpoint clears the marks it saved"
     loaded = module.FrameReplayBuffer(1000, obs_space, act_space)
     module.load_buffer(loaded, folder, torch.load(os.path.join(folder, "checkpoint.pt"), weights_only=True)["buffer"])
     assert loaded.rewards[1620 % 1000] == 7.0, "rows added since the last save are always saved"
     assert loaded.rewards[0] == (9.0 if mark else 1.0), "an unmarked rewrite of a kept row is not seen"
+    assert all(np.array_equal(v, getattr(loaded, k)) for k, v in vars(rb).items() if isinstance(v, np.ndarray)) == mark
 
 
 # ---- loading runs no code ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-# DQN for classic control (Mnih et al. 2015), one file, top to bottom. Docs: README.md and docs/
+# DQN (Mnih et al. 2015) for classic control, one file. Docs: README.md and docs/
 import contextlib
 import glob
 import importlib.util
@@ -12,7 +12,6 @@ import time
 import zipfile
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +44,7 @@ class Args:
     """if toggled, this experiment will be tracked with Weights and Biases"""
     wandb_project_name: str = "cleanRL"
     """the wandb's project name"""
-    wandb_entity: Optional[str] = None
+    wandb_entity: str | None = None
     """the entity (team) of wandb's project"""
 
     # Algorithm specific arguments
@@ -81,17 +80,16 @@ class Args:
     """the number of evaluation episodes after training"""
     checkpoint_frequency: int = 0
     """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
-    resume: Optional[str] = None
+    resume: str | None = None
     """continue this run (its folder or checkpoint) with its flags; --total-timesteps may grow"""
-    eval_checkpoint: Optional[str] = None
+    eval_checkpoint: str | None = None
     """only evaluate this model, checkpoint or run folder"""
 
 
 def make_env(env_id, seed, idx, capture_video, run_name):
     def thunk():
         if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array")
-            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array"), f"videos/{run_name}")
         else:
             env = gym.make(env_id)
         env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -131,11 +129,11 @@ stop_signal = []
 
 
 def fail(*problems):
-    sys.exit("\n".join(f"{SCRIPT}: error: {problem}" for problem in problems))
+    sys.exit("\n".join(f"{SCRIPT}: error: {p}" for p in problems))
 
 
 def on_signal(signum, frame):
-    if stop_signal:  # a second Ctrl-C: exit at once
+    if stop_signal:
         os._exit(128 + signum)
     stop_signal.append(signum)
     print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
@@ -143,24 +141,11 @@ def on_signal(signum, frame):
 
 def check_args(a):
     inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
-    ranges = dict(
-        total_timesteps=(1, inf),
-        seed=(0, 2**32 - 1),
-        num_envs=(1, min(1024, a.buffer_size)),
-        batch_size=(1, a.buffer_size),
-        gamma=(0, 1),
-        tau=(0, 1),
-        start_e=(0, 1),
-        end_e=(0, 1),
-        exploration_fraction=(0, 1),
-        learning_starts=(0, a.total_timesteps - 1),
-        train_frequency=(1, inf),
-        target_network_frequency=(1, inf),
-        learning_rate=(0, inf),
-        torch_threads=(0, os.cpu_count()),
-        eval_episodes=(int(bool(a.eval_checkpoint)), inf),
-        checkpoint_frequency=(0, inf),
-    )
+    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
+    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1))
+    ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
+    ranges |= dict(target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()))
+    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
     problems = [
         f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
         for k, (lo, hi) in ranges.items()
@@ -184,19 +169,16 @@ def check_args(a):
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         return problems + [f"env '{a.env_id}' has {space} observations; this script needs a flat Box"]
     free, row = max(psutil.virtual_memory().available - 2**30, 0), 8 * space.shape[0] + 20  # SB3's bytes per row
-    if a.buffer_size * row > free:  # (1 GiB kept free)
-        problems.append(
-            f"--buffer-size needs {a.buffer_size * row / 2**30:.1f} GiB: the largest that fits is {free // row:,}"
-        )
+    if (need := a.buffer_size * row) > free:  # (1 GiB kept free)
+        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB: the largest that fits is {free // row:,}")
     return problems
 
 
 def load_tensors(path):
-    """torch.load with weights_only (no code runs); checksums checked."""
     try:
         with zipfile.ZipFile(path) as z:
-            if z.testzip():
-                raise ValueError(f"{z.testzip()} fails its checksum")
+            if bad := z.testzip():
+                raise ValueError(f"{bad} fails its checksum")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         fail(f"'{path}' pickles Python objects, which can run code when loaded: refused")
@@ -205,7 +187,6 @@ def load_tensors(path):
 
 
 def read_checkpoint(path):
-    """The checkpoint of a run folder (or its checkpoint); flags added since take their defaults."""
     for candidate in (os.path.join(path, "checkpoint", "checkpoint.pt"), os.path.join(path, "checkpoint.pt")):
         path = candidate if os.path.isfile(candidate) else path
     saved, defaults = load_tensors(path), vars(Args())
@@ -215,7 +196,7 @@ def read_checkpoint(path):
         assert type(step) is int and 0 <= step <= given["total_timesteps"] and 0 < saved["exploration_steps"] < math.inf
     except Exception:
         fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
-    for k in defaults.keys() - given.keys():  # a flag added since the checkpoint was written
+    for k in defaults.keys() - given.keys():
         print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}")
     return {**saved, "args": {**defaults, **given}, "path": path}
 
@@ -227,16 +208,6 @@ def fits(saved, fresh):
     if torch.is_tensor(fresh):
         return torch.is_tensor(saved) and (saved.shape, saved.dtype) == (fresh.shape, fresh.dtype)
     return type(saved) is type(fresh) or (type(fresh), type(saved)) in ((float, int), (type(None), str))
-
-
-def load_model(q_network, path):
-    """Loads a --save-model file, or the Q-network of a checkpoint."""
-    path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
-    saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
-    saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
-    if not fits(saved, q_network.state_dict()):
-        fail(f"the network in '{path}' differs from QNetwork for this env")
-    q_network.load_state_dict(saved)
 
 
 def write_checkpoint(state, run_dir):
@@ -255,14 +226,13 @@ def write_checkpoint(state, run_dir):
             os.remove(path + ".tmp")
 
 
-def evaluate(q_network, args, video_name, device, rng):
-    """Plays `eval_episodes` episodes at epsilon = end-e; prints and returns their returns."""
-    env = make_env(args.env_id, args.seed + 10_000, 0, args.capture_video, video_name)()
+@torch.no_grad()
+def evaluate(q_network, args, run_name, device, rng):
+    env = make_env(args.env_id, args.seed + 10_000, 0, args.capture_video, f"{run_name}-eval")()
     obs, _ = env.reset(seed=args.seed + 10_000)
     returns = []
     while len(returns) < args.eval_episodes and not stop_signal:
-        with torch.no_grad():
-            q_values = q_network(torch.tensor(obs[None], dtype=torch.float32, device=device))
+        q_values = q_network(torch.tensor(obs[None], dtype=torch.float32, device=device))
         action = rng.integers(env.action_space.n) if rng.random() < args.end_e else q_values.argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
@@ -277,7 +247,7 @@ def parse_args(argv=None):
     args = tyro.cli(Args, args=argv)
     saved = read_checkpoint(args.resume) if args.resume else None
     problems = []
-    if saved:  # the saved flags; given ones must equal them, but --total-timesteps may grow
+    if saved:
         before, step = saved["args"], saved["global_step"]
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
@@ -314,9 +284,14 @@ if __name__ == "__main__":
     probe = gym.make(args.env_id)
     obs_dim, n_actions = probe.observation_space.shape[0], probe.action_space.n
     q_network = QNetwork(obs_dim, n_actions).to(device)
-    if args.eval_checkpoint:
-        load_model(q_network, args.eval_checkpoint)
-        evaluate(q_network, args, os.path.basename(os.path.normpath(args.eval_checkpoint)) + "-eval", device, rng)
+    if path := args.eval_checkpoint:
+        path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
+        saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
+        saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
+        if not fits(saved, q_network.state_dict()):
+            fail(f"the network in '{path}' differs from QNetwork for this env")
+        q_network.load_state_dict(saved)
+        evaluate(q_network, args, os.path.basename(os.path.normpath(args.eval_checkpoint)), device, rng)
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(obs_dim, n_actions).to(device)
@@ -327,31 +302,29 @@ if __name__ == "__main__":
     )
     recent_returns = deque(maxlen=20)
     global_step = start_step = saved["global_step"] if saved else 0
+    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)  # saved as state_dicts
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
         buffer = {k: torch.from_numpy(v) for k, v in vars(rb).items() if isinstance(v, np.ndarray)}
-        return {
-            "script": SCRIPT,
-            "args": vars(args),
-            "global_step": global_step,
-            "exploration_steps": decay,
-            "recent_returns": [float(r) for r in recent_returns],
-            "q_network": q_network.state_dict(),
-            "target_network": target_network.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-            "buffer": {**buffer, "pos": rb.pos, "full": rb.full},
-        }
+        return dict(
+            script=SCRIPT,
+            args=vars(args),
+            global_step=global_step,
+            exploration_steps=decay,
+            recent_returns=[float(r) for r in recent_returns],
+            **{k: v.state_dict() for k, v in trained.items()},
+            rng=[torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
+            buffer={**buffer, "pos": rb.pos, "full": rb.full},
+        )
 
-    if saved:  # the episodes in flight restart
+    if saved:
         wrong = [k for k, v in checkpoint().items() if k not in ("args", "optimizer") and not fits(saved.get(k), v)]
         if wrong:
             fail(f"the {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
         try:
-            q_network.load_state_dict(saved["q_network"])
-            target_network.load_state_dict(saved["target_network"])
-            optimizer.load_state_dict(saved["optimizer"])
+            for k, v in trained.items():
+                v.load_state_dict(saved[k])
             torch_state, key, numpy_state, rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(torch_state)
             np.random.set_state(("MT19937", np.array(key, np.uint32), *numpy_state))
@@ -372,22 +345,13 @@ if __name__ == "__main__":
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=vars(args),
-            name=run_name,
-            id=run_name.replace("+", "-"),
-            resume="allow",
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)
+        run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), **run)
+    writer = SummaryWriter(run_dir, purge_step=saved and start_step + 1)
     if not saved:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
-    # SAME_STEP autoreset: a new episode's first observation at once, the last one's in infos
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed + i, i, args.capture_video, run_name) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -395,8 +359,8 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game
     start_time = last_print = time.time()
+    sps = lambda: int((global_step - start_step) / (time.time() - start_time + 1e-9))
     obs, _ = envs.reset(seed=args.seed + start_step)
-    # steps are summed over the envs: an iteration is num_envs steps
     n_envs, num_iterations = args.num_envs, -(-args.total_timesteps // args.num_envs)
     for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
@@ -414,7 +378,7 @@ if __name__ == "__main__":
         global_step += n_envs
 
         # TRY NOT TO MODIFY: a truncated episode bootstraps from its true last observation
-        real_next_obs = next_obs.copy() if "final_obs" in infos else next_obs  # (a copy only when needed)
+        real_next_obs = next_obs.copy() if "final_obs" in infos else next_obs
         for i in np.flatnonzero(infos.get("_final_obs", [])):
             real_next_obs[i] = infos["final_obs"][i]
             episode = infos["final_info"]["episode"]
@@ -452,14 +416,11 @@ if __name__ == "__main__":
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
         if crossed(global_step, n_envs, 100):
-            sps = int((global_step - start_step) / (time.time() - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("charts/SPS", sps(), global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
-            last_print = time.time()
-            sps = int((global_step - start_step) / (last_print - start_time + 1e-9))
-            mean = np.mean(recent_returns or [np.nan])
-            print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
+            last_print, mean = time.time(), np.mean(recent_returns or [np.nan])
+            print(f"step {global_step:,}  {sps():,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             write_checkpoint(checkpoint(), run_dir)
         if stop_signal:
@@ -467,19 +428,16 @@ if __name__ == "__main__":
 
     envs.close()
     if args.eval_episodes > 0 and not stop_signal:
-        for i, episodic_return in enumerate(evaluate(q_network, args, f"{run_name}-eval", device, rng)):
+        for i, episodic_return in enumerate(evaluate(q_network, args, run_name, device, rng)):
             writer.add_scalar("eval/episodic_return", episodic_return, i)
     if args.track:  # (wandb's monitor_gym does not work with gymnasium 1.x's RecordVideo)
         for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
             wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
     if args.save_model or stop_signal:
-        torch.save(q_network.state_dict(), f"{run_dir}/{args.exp_name}.pt")
-        print(f"model saved to {run_dir}/{args.exp_name}.pt")
+        torch.save(q_network.state_dict(), model := f"{run_dir}/{args.exp_name}.pt")
+        print(f"model saved to {model}")
     writer.close()
     if stop_signal:
-        saved = write_checkpoint(checkpoint(), run_dir)
-        print(
-            f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
-            file=sys.stderr,
-        )
+        resume = f"; continue with --resume {run_dir}" * bool(write_checkpoint(checkpoint(), run_dir))
+        print(f"{SCRIPT}: stopped at step {global_step:,}{resume}", file=sys.stderr)
         sys.exit(128 + stop_signal[0])

@@ -1,4 +1,4 @@
-# DQN for Atari (Mnih et al. 2015, "Nature DQN"), one file, top to bottom. Docs: README.md and docs/
+# DQN (Mnih et al. 2015, "Nature DQN") for Atari, one file. Docs: README.md and docs/
 import contextlib
 import glob
 import importlib.util
@@ -12,29 +12,21 @@ import time
 import zipfile
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
 
 import ale_py
 import gymnasium as gym
 import numpy as np
 import psutil
+import stable_baselines3.common.atari_wrappers as sb3
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from stable_baselines3.common.atari_wrappers import (
-    ClipRewardEnv,
-    EpisodicLifeEnv,
-    FireResetEnv,
-    MaxAndSkipEnv,
-    NoopResetEnv,
-    WarpFrame,
-)
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.utils.tensorboard import SummaryWriter
 
-gym.register_envs(ale_py)  # the ALE/... and ...NoFrameskip-v4 ids, with the ROMs ale-py ships
+gym.register_envs(ale_py)
 ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 
@@ -58,7 +50,7 @@ class Args:
     """if toggled, this experiment will be tracked with Weights and Biases"""
     wandb_project_name: str = "cleanRL"
     """the wandb's project name"""
-    wandb_entity: Optional[str] = None
+    wandb_entity: str | None = None
     """the entity (team) of wandb's project"""
 
     # Algorithm specific arguments
@@ -96,27 +88,27 @@ class Args:
     """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
     checkpoint_buffer: bool = True
     """whether checkpoints hold the replay memory"""
-    resume: Optional[str] = None
+    resume: str | None = None
     """continue this run (its folder or checkpoint) with its flags; --total-timesteps may grow"""
-    eval_checkpoint: Optional[str] = None
+    eval_checkpoint: str | None = None
     """only evaluate this model, checkpoint or run folder"""
 
 
 def make_env(env_id, seed, capture_video=False, run_name=""):
-    """CleanRL's and SB3's Atari protocol (DeepMind's) as a wrapper list: edit it to change what the agent sees."""
+    """CleanRL's and SB3's Atari protocol as a wrapper list (docs/atari.md): edit it to change what the agent sees."""
 
     def thunk():
         env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if capture_video else None)
         if capture_video:  # every game, in full colour
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}", episode_trigger=lambda game: True)
         env = gym.wrappers.RecordEpisodeStatistics(env)  # the whole game: its unclipped score, its emulator frames
-        env = NoopResetEnv(env, noop_max=30)
-        env = MaxAndSkipEnv(env, skip=4)  # 4 frames per step, the max over the last two
-        env = EpisodicLifeEnv(env)  # a lost life ends the training episode; the game goes on
+        env = sb3.NoopResetEnv(env, noop_max=30)
+        env = sb3.MaxAndSkipEnv(env, skip=4)  # 4 frames per step, the max over the last two
+        env = sb3.EpisodicLifeEnv(env)  # a lost life ends the training episode; the game goes on
         if "FIRE" in env.unwrapped.get_action_meanings():
-            env = FireResetEnv(env)  # FIRE (and action 2) after each reset and each lost life, unstored
-        env = ClipRewardEnv(env)  # training rewards: their sign
-        env = gym.wrappers.ReshapeObservation(WarpFrame(env), (84, 84))  # 84x84 grayscale, as SB3 makes it
+            env = sb3.FireResetEnv(env)  # FIRE (and action 2) after each reset and each lost life, unstored
+        env = sb3.ClipRewardEnv(env)  # training rewards: their sign
+        env = gym.wrappers.ReshapeObservation(sb3.WarpFrame(env), (84, 84))  # 84x84 grayscale
         env = gym.wrappers.FrameStackObservation(env, 4, padding_type="reset")  # a new life starts with 4 copies
         env.action_space.seed(seed)
         return env
@@ -169,9 +161,8 @@ class FrameReplayBuffer(ReplayBuffer):
 
     def add(self, obs, next_obs, action, reward, done, infos):
         n, rows = self.added, len(self.frames)
-        for env in np.flatnonzero(self.ended):  # a new episode: its first frame takes row n, the last one moves aside
-            if n > 0:
-                self.last_frames[(n - 1, int(env))] = torch.from_numpy(self.frames[n % rows, env].copy())
+        for env in np.flatnonzero(self.ended) if n else []:  # a new episode takes row n; the old last frame moves aside
+            self.last_frames[(n - 1, int(env))] = torch.from_numpy(self.frames[n % rows, env].copy())
         for env in range(self.n_envs):  # transition n - buffer_size leaves
             self.last_frames.pop((n - self.buffer_size, env), None)
         self.frames[n % rows], self.starts[n % rows] = obs[:, -1], self.ended
@@ -215,11 +206,11 @@ BLOCK_BYTES = 2**25  # the replay memory is saved in files of about 32 MiB
 
 
 def fail(*problems):
-    sys.exit("\n".join(f"{SCRIPT}: error: {problem}" for problem in problems))
+    sys.exit("\n".join(f"{SCRIPT}: error: {p}" for p in problems))
 
 
 def on_signal(signum, frame):
-    if stop_signal:  # a second Ctrl-C: exit at once
+    if stop_signal:
         os._exit(128 + signum)
     stop_signal.append(signum)
     print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
@@ -227,24 +218,11 @@ def on_signal(signum, frame):
 
 def check_args(a):
     inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
-    ranges = dict(
-        total_timesteps=(1, inf),
-        seed=(0, 2**32 - 1),
-        num_envs=(1, min(1024, a.buffer_size)),
-        batch_size=(1, a.buffer_size),
-        gamma=(0, 1),
-        tau=(0, 1),
-        start_e=(0, 1),
-        end_e=(0, 1),
-        exploration_fraction=(0, 1),
-        learning_starts=(0, a.total_timesteps - 1),
-        train_frequency=(1, inf),
-        target_network_frequency=(1, inf),
-        learning_rate=(0, inf),
-        torch_threads=(0, os.cpu_count()),
-        eval_episodes=(int(bool(a.eval_checkpoint)), inf),
-        checkpoint_frequency=(0, inf),
-    )
+    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
+    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1))
+    ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
+    ranges |= dict(target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()))
+    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
     problems = [
         f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
         for k, (lo, hi) in ranges.items()
@@ -262,19 +240,16 @@ def check_args(a):
     except Exception as e:
         problems.append(f"--env-id {a.env_id}: {' '.join(str(e).split())}")
     free, row = max(psutil.virtual_memory().available - 2**30, 0), 84 * 84 + 17  # bytes per transition
-    if a.buffer_size * row > free and not a.eval_checkpoint:  # (1 GiB kept free)
-        problems.append(
-            f"--buffer-size needs {a.buffer_size * row / 2**30:.1f} GiB: the largest that fits is {free // row:,}"
-        )
+    if (need := a.buffer_size * row) > free and not a.eval_checkpoint:  # (1 GiB kept free)
+        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB: the largest that fits is {free // row:,}")
     return problems
 
 
 def load_tensors(path):
-    """torch.load with weights_only (no code runs); checksums checked."""
     try:
         with zipfile.ZipFile(path) as z:
-            if z.testzip():
-                raise ValueError(f"{z.testzip()} fails its checksum")
+            if bad := z.testzip():
+                raise ValueError(f"{bad} fails its checksum")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         fail(f"'{path}' pickles Python objects, which can run code when loaded: refused")
@@ -283,7 +258,6 @@ def load_tensors(path):
 
 
 def read_checkpoint(path):
-    """The checkpoint of a run folder (or its checkpoint); flags added since take their defaults."""
     for candidate in (os.path.join(path, "checkpoint", "checkpoint.pt"), os.path.join(path, "checkpoint.pt")):
         path = candidate if os.path.isfile(candidate) else path
     saved, defaults = load_tensors(path), vars(Args())
@@ -293,7 +267,7 @@ def read_checkpoint(path):
         assert type(step) is int and 0 <= step <= given["total_timesteps"] and 0 < saved["exploration_steps"] < math.inf
     except Exception:
         fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
-    for k in defaults.keys() - given.keys():  # a flag added since the checkpoint was written
+    for k in defaults.keys() - given.keys():
         print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}")
     return {**saved, "args": {**defaults, **given}, "path": path}
 
@@ -307,19 +281,8 @@ def fits(saved, fresh):
     return type(saved) is type(fresh) or (type(fresh), type(saved)) in ((float, int), (type(None), str))
 
 
-def load_model(q_network, path):
-    """Loads a --save-model file, or the Q-network of a checkpoint."""
-    path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
-    saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
-    saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
-    if not fits(saved, q_network.state_dict()):
-        fail(f"the network in '{path}' differs from QNetwork for this env")
-    q_network.load_state_dict(saved)
-
-
 def write_checkpoint(state, run_dir):
-    """Writes the replay memory's new rows into new files, then replaces checkpoint.pt (which names them) in one rename,
-    then deletes the files it does not name: a kill at any moment leaves the last whole checkpoint."""
+    """Writes new block files, then replaces checkpoint.pt (which names them) in one rename, then deletes the rest."""
     folder, rb = os.path.join(run_dir, "checkpoint"), state["buffer"]
     path = os.path.join(folder, "checkpoint.pt")
     try:
@@ -334,16 +297,15 @@ def write_checkpoint(state, run_dir):
         return rb is None or rb.rewritten.clear() or True
     except Exception as e:  # no space, no permission
         print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
-    finally:  # what the checkpoint does not name: superseded, evicted, or left by a failed or killed save
+    finally:  # (a failed or killed save's files too)
         with contextlib.suppress(OSError):
             for name in set(os.listdir(folder)) - {"checkpoint.pt", *last_buffer.get("files", [])}:
                 os.remove(os.path.join(folder, name))
 
 
 def save_buffer(rb, folder, old):
-    """Saves every ndarray of the replay memory by blocks of `rows` rows, writing only the blocks written since the last
-    save (`old`): transition n writes row n % len of each, and rows in `rb.rewritten`. Returns this save's entry."""
-    arrays = {k: v for k, v in vars(rb).items() if isinstance(v, np.ndarray)}
+    """Writes each block with a row added since the `old` save (transition n: row n % len) or in `rb.rewritten`."""
+    arrays = fields(rb, np.ndarray)
     rows = old.get("rows") or max(1, BLOCK_BYTES // sum(v[0].nbytes for v in arrays.values()))
     since = old.get("added", 0)
     n = np.r_[np.arange(since, min(rb.added, since + max(map(len, arrays.values()))) + 1), list(rb.rewritten)]
@@ -353,31 +315,30 @@ def save_buffer(rb, folder, old):
         with open(os.path.join(folder, files[b]), "wb") as f:
             np.savez(f, **{k: v[b * rows : b * rows + rows] for k, v in arrays.items()})
             os.fsync(f.fileno())
-    return {"added": rb.added, "rows": rows, "files": sorted(files.values()), "plain": plain(rb)}
+    return {"added": rb.added, "rows": rows, "files": sorted(files.values()), "plain": fields(rb, int, dict)}
 
 
-def plain(rb):
-    return {k: v for k, v in vars(rb).items() if type(v) in (int, bool, dict)}  # its counters and last_frames
+def fields(rb, *types):  # (int, dict: the counters, flags and last_frames)
+    return {k: v for k, v in vars(rb).items() if isinstance(v, types)}
 
 
 def load_buffer(rb, folder, entry):
-    """Puts every block save_buffer wrote back, and the buffer's plain values as they were."""
-    if not fits(entry["plain"], plain(rb)):
+    if not fits(entry["plain"], fields(rb, int, dict)):
         raise ValueError("its counters differ from FrameReplayBuffer's")
     for name in entry["files"]:
         b = int(name.split(".")[1]) * entry["rows"]
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
-            for k, v in vars(rb).items():
-                if isinstance(v, np.ndarray):
-                    saved, rows = f[k], v[b : b + entry["rows"]]
-                    if (saved.dtype, saved.shape) != (rows.dtype, rows.shape):
-                        raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {rows.dtype} {rows.shape}")
-                    rows[:] = saved
+            for k, v in fields(rb, np.ndarray).items():
+                saved, rows = f[k], v[b : b + entry["rows"]]
+                if (saved.dtype, saved.shape) != (rows.dtype, rows.shape):
+                    raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {rows.dtype} {rows.shape}")
+                rows[:] = saved
     vars(rb).update(entry["plain"])
+    last_buffer.update(entry)
 
 
+@torch.no_grad()
 def evaluate(q_network, args, run_name, device, rng):
-    """Plays `eval_episodes` whole games at epsilon = end-e; prints and returns their unclipped scores."""
     env = make_env(args.env_id, args.seed + 10_000, args.capture_video, f"{run_name}-eval")()
     obs, _ = env.reset(seed=args.seed + 10_000)
     scores = []
@@ -385,8 +346,7 @@ def evaluate(q_network, args, run_name, device, rng):
         if rng.random() < args.end_e:
             action = rng.integers(env.action_space.n)
         else:
-            with torch.no_grad():
-                action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
+            action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if "episode" in info:  # the game is over (a lost life only ends the training episode)
             scores.append(float(info["episode"]["r"]))
@@ -401,7 +361,7 @@ def parse_args(argv=None):
     args = tyro.cli(Args, args=argv)
     saved = read_checkpoint(args.resume) if args.resume else None
     problems = []
-    if saved:  # the saved flags; given ones must equal them, but --total-timesteps may grow
+    if saved:
         before, step = saved["args"], saved["global_step"]
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
@@ -437,8 +397,13 @@ if __name__ == "__main__":
 
     n_actions = gym.make(args.env_id).action_space.n
     q_network = QNetwork(n_actions).to(device)
-    if args.eval_checkpoint:
-        load_model(q_network, args.eval_checkpoint)
+    if path := args.eval_checkpoint:
+        path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
+        saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
+        saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
+        if not fits(saved, q_network.state_dict()):
+            fail(f"the network in '{path}' differs from QNetwork for this env")
+        q_network.load_state_dict(saved)
         evaluate(q_network, args, os.path.basename(os.path.normpath(args.eval_checkpoint)), device, rng)
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
@@ -448,36 +413,32 @@ if __name__ == "__main__":
     rb = FrameReplayBuffer(args.buffer_size, obs_space, gym.spaces.Discrete(n_actions), device, args.num_envs)
     recent_returns = deque(maxlen=20)
     global_step = start_step = saved["global_step"] if saved else 0
+    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)  # saved as state_dicts
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
-        return {
-            "script": SCRIPT,
-            "args": vars(args),
-            "global_step": global_step,
-            "exploration_steps": decay,
-            "recent_returns": [float(r) for r in recent_returns],
-            "q_network": q_network.state_dict(),
-            "target_network": target_network.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": [torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-            "buffer": rb if args.checkpoint_buffer else None,
-        }
+        return dict(
+            script=SCRIPT,
+            args=vars(args),
+            global_step=global_step,
+            exploration_steps=decay,
+            recent_returns=[float(r) for r in recent_returns],
+            **{k: v.state_dict() for k, v in trained.items()},
+            rng=[torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
+            buffer=rb if args.checkpoint_buffer else None,
+        )
 
-    if saved:  # the episodes in flight restart
-        wrong = [k for k, v in checkpoint().items() if k not in ("args", "buffer") and not fits(saved.get(k), v)]
-        if wrong:
+    if saved:
+        if wrong := [k for k, v in checkpoint().items() if k not in ("args", "buffer") and not fits(saved.get(k), v)]:
             fail(f"the {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
         try:
-            q_network.load_state_dict(saved["q_network"])
-            target_network.load_state_dict(saved["target_network"])
-            optimizer.load_state_dict(saved["optimizer"])
+            for k, v in trained.items():
+                v.load_state_dict(saved[k])
             torch_state, key, numpy_state, rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(torch_state)
             np.random.set_state(("MT19937", np.array(key, np.uint32), *numpy_state))
             if saved["buffer"]:
                 load_buffer(rb, os.path.dirname(saved["path"]), saved["buffer"])
-                last_buffer.update(saved["buffer"])
             recent_returns.extend(saved["recent_returns"])
         except Exception as e:
             fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
@@ -494,22 +455,13 @@ if __name__ == "__main__":
     if args.track:  # the W&B run's id is the run folder's, so --resume continues it
         import wandb
 
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=vars(args),
-            name=run_name,
-            id=run_name.replace("+", "-"),
-            resume="allow",
-            save_code=True,
-        )
-    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)
+        run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), **run)
+    writer = SummaryWriter(run_dir, purge_step=saved and start_step + 1)
     if not saved:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
-    # SAME_STEP autoreset: a new episode's first observation at once, the last one's in infos
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -517,8 +469,8 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game
     start_time = last_print = time.time()
+    sps = lambda: int((global_step - start_step) / (time.time() - start_time + 1e-9))
     obs, _ = envs.reset(seed=args.seed + start_step)
-    # steps are summed over the envs: an iteration is num_envs steps
     n_envs, num_iterations = args.num_envs, -(-args.total_timesteps // args.num_envs)
     for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
@@ -535,9 +487,8 @@ if __name__ == "__main__":
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         global_step += n_envs
 
-        # TRY NOT TO MODIFY: `terminations` include lost lives (the game goes on); a truncated game bootstraps from its
-        # true last observation; a game's score comes at the end of its last life
-        real_next_obs = next_obs.copy() if "final_obs" in infos else next_obs  # (a copy only when needed)
+        # TRY NOT TO MODIFY: a cut episode bootstraps from its true last observation; a game ends with its last life
+        real_next_obs = next_obs.copy() if "final_obs" in infos else next_obs
         for i in np.flatnonzero(infos.get("_final_obs", [])):
             real_next_obs[i] = infos["final_obs"][i]
             if infos["final_info"].get("_episode", [False] * n_envs)[i]:
@@ -576,14 +527,11 @@ if __name__ == "__main__":
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
         if crossed(global_step, n_envs, 100):
-            sps = int((global_step - start_step) / (time.time() - start_time))
-            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("charts/SPS", sps(), global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
-            last_print = time.time()
-            sps = int((global_step - start_step) / (last_print - start_time + 1e-9))
-            mean = np.mean(recent_returns or [np.nan])
-            print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
+            last_print, mean = time.time(), np.mean(recent_returns or [np.nan])
+            print(f"step {global_step:,}  {sps():,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             write_checkpoint(checkpoint(), run_dir)
         if stop_signal:
@@ -597,13 +545,10 @@ if __name__ == "__main__":
         for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
             wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
     if args.save_model or stop_signal:
-        torch.save(q_network.state_dict(), f"{run_dir}/{args.exp_name}.pt")
-        print(f"model saved to {run_dir}/{args.exp_name}.pt")
+        torch.save(q_network.state_dict(), model := f"{run_dir}/{args.exp_name}.pt")
+        print(f"model saved to {model}")
     writer.close()
     if stop_signal:
-        saved = write_checkpoint(checkpoint(), run_dir)
-        print(
-            f"{SCRIPT}: stopped at step {global_step:,}" + f"; continue with --resume {run_dir}" * bool(saved),
-            file=sys.stderr,
-        )
+        resume = f"; continue with --resume {run_dir}" * bool(write_checkpoint(checkpoint(), run_dir))
+        print(f"{SCRIPT}: stopped at step {global_step:,}{resume}", file=sys.stderr)
         sys.exit(128 + stop_signal[0])

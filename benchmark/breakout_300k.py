@@ -59,6 +59,13 @@ def run(out, seeds):
     return [p.wait() for p in procs]
 
 
+STYLES = ["-.", "-", "--", ":"]
+
+
+def mean_row(label, name, means):
+    return f"| {label} | {name} | " + " | ".join(f"{m:.2f}" for m in means[:-1]) + f" | {means[-1]:.2f} | | | |"
+
+
 def report(out, compare):
     import matplotlib
 
@@ -87,14 +94,13 @@ def report(out, compare):
                 + f" | {r['steps'] / r['wall']:,.0f} |"
             )
             smooth = np.convolve(scores, np.ones(LAST))[: len(scores)] / np.minimum(np.arange(1, len(scores) + 1), LAST)
-            ax.plot(steps, smooth, color=color, ls="-" if seed == "1" else "--", label=f"{label}, seed {seed}")
+            ax.plot(steps, smooth, color=color, ls=STYLES[int(seed) % 4], label=f"{label}, seed {seed}")
         if means:
-            rows.append(
-                f"| {label} | mean | "
-                + " | ".join(f"{m:.2f}" for m in np.mean(means, 0)[:-1])
-                + f" | {np.mean(means, 0)[-1]:.2f} | | | |"
-            )
-    rows.append("| CleanRL | mean | " + " | ".join(f"{m:.1f}" for m in CLEANRL) + f" | {CLEANRL_LAST:.1f} | | | |")
+            rows.append(mean_row(label, f"mean of {len(means)}", np.mean(means, 0)))
+        if label.startswith("CleanRL") and means:  # with issue 21's seeds 1 and 2, known as means only
+            pooled = (2 * np.array([*CLEANRL, CLEANRL_LAST]) + np.sum(means, 0)) / (2 + len(means))
+            rows.append(mean_row("CleanRL", f"mean of {2 + len(means)} (with seeds 1, 2)", pooled))
+    rows.append(mean_row("CleanRL", "mean of 2 (seeds 1, 2, issue 21)", [*CLEANRL, CLEANRL_LAST]))
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"game score (mean of the last {LAST} games)")
     ax.set_title("BreakoutNoFrameskip-v4, 300k steps: dqn_atari.py against CleanRL's dqn_atari.py")

@@ -30,7 +30,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEP_LINE = re.compile(r"step\s+([\d,]+)/([\d,]+)\s+([\d,]+) steps/s\s+return \(last \d+\) (\S+)")
+STEP_LINE = re.compile(r"^step ([\d,]+)\s+([\d,]+) steps/s\s+return (\S+)", re.M)  # the scripts' progress lines
 
 
 class RunKilled(Exception):
@@ -125,8 +125,8 @@ def progress(job, out):
     seen[2] = steps[-1] if steps else seen[2]
     if not seen[2]:
         return "starting", ""
-    step, total, sps, ret = seen[2]
-    return "running", f"step {step:>9}/{total}  {sps:>6} steps/s  return {ret:>8}" + (
+    step, sps, ret = seen[2]
+    return "running", f"step {step:>11}  {sps:>6} steps/s  return {ret:>8}" + (
         f"  (attempt {seen[1]})" if seen[1] > 1 else ""
     )
 

@@ -14,12 +14,23 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import ROOT, scalars
+from conftest import ROOT, run_script, scalars
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 RUNNER = [sys.executable, os.path.join(ROOT, "benchmark", "runner.py")]
 TINY = ["--total-timesteps", "3000", "--learning-starts", "1000", "--eval-episodes", "2"]
 sys.path.insert(0, os.path.join(ROOT, "benchmark"))
+
+
+def test_the_sweep_shows_the_step_a_script_printed_last(tmp_path):
+    import runner
+
+    flags = ["--total-timesteps", 700, "--learning-starts", 100, "--eval-episodes", 0, "--no-cuda"]
+    result = run_script("dqn.py", *flags, cwd=tmp_path)
+    os.makedirs(tmp_path / "logs")
+    (tmp_path / "logs" / "run.log").write_text(result.stdout)
+    state, line = runner.progress({"name": "run"}, str(tmp_path))
+    assert (state, line.split()[:2]) == ("running", ["step", "700"]), (result.stdout, line)
 
 
 @pytest.fixture

@@ -299,7 +299,7 @@ def write_checkpoint(state, run_dir):
         print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
     finally:  # (a failed or killed save's files too)
         with contextlib.suppress(OSError):
-            for name in set(os.listdir(folder)) - {"checkpoint.pt", *last_buffer.get("files", [])}:
+            for name in set(os.listdir(folder)) - {"checkpoint.pt", *last_buffer.get("files", {}).values()}:
                 os.remove(os.path.join(folder, name))
 
 
@@ -309,13 +309,13 @@ def save_buffer(rb, folder, old):
     rows = old.get("rows") or max(1, BLOCK_BYTES // sum(v[0].nbytes for v in arrays.values()))
     since = old.get("added", 0)
     n = np.r_[np.arange(since, min(rb.added, since + max(map(len, arrays.values()))) + 1), list(rb.rewritten)]
-    files = {int(name.split(".")[1]): name for name in old.get("files", [])}
+    files = dict(old.get("files", {}))  # block: its file
     for b in sorted({int(b) for v in arrays.values() for b in np.unique(n % len(v) // rows)}):
         files[b] = f"buffer.{b}.{time.time_ns()}.npz"
         with open(os.path.join(folder, files[b]), "wb") as f:
             np.savez(f, **{k: v[b * rows : b * rows + rows] for k, v in arrays.items()})
             os.fsync(f.fileno())
-    return {"added": rb.added, "rows": rows, "files": sorted(files.values()), "plain": fields(rb, int, dict)}
+    return {"added": rb.added, "rows": rows, "files": files, "plain": fields(rb, int, dict)}
 
 
 def fields(rb, *types):  # (int, dict: the counters, flags and last_frames)
@@ -323,10 +323,10 @@ def fields(rb, *types):  # (int, dict: the counters, flags and last_frames)
 
 
 def load_buffer(rb, folder, entry):
-    if not fits(entry["plain"], fields(rb, int, dict)):
-        raise ValueError("its counters differ from FrameReplayBuffer's")
-    for name in entry["files"]:
-        b = int(name.split(".")[1]) * entry["rows"]
+    if not fits(entry, {"added": 0, "rows": 0, "files": {}, "plain": fields(rb, int, dict)}):
+        raise ValueError("its replay memory differs from this FrameReplayBuffer's")
+    for b, name in entry["files"].items():
+        b *= entry["rows"]
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
             for k, v in fields(rb, np.ndarray).items():
                 saved, rows = f[k], v[b : b + entry["rows"]]

@@ -50,7 +50,7 @@ def manifest(run_dir):
 
 def checkpoint_files(run_dir):
     """The files a run's checkpoint is made of: checkpoint.pt and the replay-memory files it names."""
-    return {"checkpoint.pt", *(manifest(run_dir)["buffer"] or {}).get("files", [])}
+    return {"checkpoint.pt", *(manifest(run_dir)["buffer"] or {}).get("files", {}).values()}
 
 
 @pytest.mark.parametrize("script,sig,code", [("dqn.py", signal.SIGINT, 130), ("dqn_atari.py", signal.SIGTERM, 143)])
@@ -314,6 +314,20 @@ def test_a_checkpoint_writes_only_new_or_rewritten_rows_and_deletes_superseded_f
     assert loaded.rewards[1620 % 1000] == 7.0, "rows added since the last save are always saved"
     assert loaded.rewards[0] == (9.0 if mark else 1.0), "an unmarked rewrite of a kept row is not seen"
     assert all(np.array_equal(v, getattr(loaded, k)) for k, v in vars(rb).items() if isinstance(v, np.ndarray)) == mark
+
+
+def test_a_replay_memory_saved_in_another_layout_is_refused_in_one_line(workdir):
+    """An earlier version's checkpoint named its files in a list of transition blocks: it is refused, not misread."""
+    flags = ["--total-timesteps", 600, "--checkpoint-frequency", 600, "--eval-episodes", 0]
+    assert run_script("dqn_atari.py", *FLAGS["dqn_atari.py"], *flags, cwd=workdir).returncode == 0
+    run_dir = run_dirs(workdir)[0]
+    state = manifest(run_dir)
+    state["buffer"]["files"] = sorted(state["buffer"]["files"].values())
+    torch.save(state, os.path.join(run_dir, "checkpoint", "checkpoint.pt"))
+    result = run_script("dqn_atari.py", "--resume", run_dir, "--total-timesteps", 900, cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("dqn_atari.py: error: cannot resume from") and "replay memory differs" in line, line
 
 
 # ---- loading runs no code ------------------------------------------------------------------------

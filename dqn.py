@@ -187,8 +187,7 @@ def load_tensors(path):
 
 
 def read_checkpoint(path):
-    for candidate in (os.path.join(path, "checkpoint", "checkpoint.pt"), os.path.join(path, "checkpoint.pt")):
-        path = candidate if os.path.isfile(candidate) else path
+    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
     saved, defaults = load_tensors(path), vars(Args())
     try:
         given, step = saved["args"], saved["global_step"]

@@ -137,13 +137,10 @@ class QNetwork(nn.Module):
 
 
 class FrameReplayBuffer(ReplayBuffer):
-    """SB3's ReplayBuffer, storing each 84x84 frame once instead of two 4-frame stacks per transition.
+    """SB3's ReplayBuffer storing each 84x84 frame once, not two 4-frame stacks per transition (docs/atari.md).
 
-    Frame row n holds the newest frame of observation n: observation n is rows n-3..n and its next one rows n-2..n+1,
-    where frames from before an episode's first are copies of it, as in the env's stack. When an episode ends, its
-    last frame (row n+1) moves to `last_frames` before the next episode's first frame takes the row.
-    Checkpoints save the rows written by the transitions added since the last one: after writing to an older
-    transition's row, add its number to `rewritten`.
+    Observation n is frame rows n-3..n, its next one rows n-2..n+1. Checkpoints save the rows of the transitions added
+    since the last one: after writing to an older transition's row, add its number to `rewritten`.
     """
 
     def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
@@ -258,8 +255,7 @@ def load_tensors(path):
 
 
 def read_checkpoint(path):
-    for candidate in (os.path.join(path, "checkpoint", "checkpoint.pt"), os.path.join(path, "checkpoint.pt")):
-        path = candidate if os.path.isfile(candidate) else path
+    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
     saved, defaults = load_tensors(path), vars(Args())
     try:
         given, step = saved["args"], saved["global_step"]
@@ -329,10 +325,7 @@ def load_buffer(rb, folder, entry):
         b *= entry["rows"]
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
             for k, v in fields(rb, np.ndarray).items():
-                saved, rows = f[k], v[b : b + entry["rows"]]
-                if (saved.dtype, saved.shape) != (rows.dtype, rows.shape):
-                    raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {rows.dtype} {rows.shape}")
-                rows[:] = saved
+                v[b : b + entry["rows"]] = f[k]  # (a field of another shape: numpy refuses it)
     vars(rb).update(entry["plain"])
     last_buffer.update(entry)
 

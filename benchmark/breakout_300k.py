@@ -1,21 +1,24 @@
-"""Breakout, 300k agent steps, seeds 1 and 2 side by side: the learning check of dqn_atari.py against CleanRL.
+"""Breakout, 300k agent steps, two seeds side by side: the learning check of dqn_atari.py against CleanRL.
 
-    python benchmark/breakout_300k.py                    # both seeds at once (about 80 min on 2 cores)
+    python benchmark/breakout_300k.py                    # seeds 1 and 2 at once (about 80 min on 2 cores)
+    python benchmark/breakout_300k.py --seeds 3 4        # then seeds 3 and 4
     python benchmark/breakout_300k.py --report-only      # rebuild the table and the plot from the runs there
 
 Each run is `dqn_atari.py --seed S --total-timesteps 300000 --learning-starts 20000 --buffer-size 100000
 --eval-episodes 0 --torch-threads 1 --checkpoint-frequency 50000` (all else default: epsilon falls over the first
 30k steps) in `<out>`; a run stopped part-way is resumed from its checkpoint by the same command. The report reads
 the runs' TensorBoard events: the mean game score per 50k-step bin (games counted where they end, their number in
-brackets), the mean of the last 40 games, wall time and steps/s; beside them the committed runs of earlier versions
-(`--compare LABEL=FOLDER`) and CleanRL's `dqn_atari.py` per-bin means (its seeds 1 and 2 on the same protocol, in
-its pinned environment, from issue 21; no events of it are committed). One PNG of every run's score (the mean of
-its last 40 games) against env steps, with CleanRL's bin means as steps.
+brackets), the mean of the last 40 games, wall time and steps/s; beside them other runs (`--compare LABEL=FOLDER`:
+a folder's events, or else CleanRL's console logs `seed{S}.log`, a line per game) and CleanRL's per-bin means of
+its seeds 1 and 2 (issue 21, known as means only), pooled with a CleanRL folder's seeds. One PNG of every run's score
+(the mean of its last 40 games) against env steps, each program's mean over its seeds, and CleanRL's seeds 1 and 2
+bin means as steps.
 """
 
 import argparse
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -38,6 +41,7 @@ FLAGS = [
     "50000",
 ]
 BIN, LAST, TOTAL = 50_000, 40, 300_000
+GRID = np.arange(5_000, TOTAL + 1, 1_000)  # the steps at which seeds' curves are averaged
 CLEANRL = [1.4, 4.1, 13.4, 19.4, 22.4, 27.2]  # per bin, mean of seeds 1 and 2; the last 40 games: 31.1 (33.0, 29.1)
 CLEANRL_LAST = 31.1
 
@@ -60,6 +64,13 @@ def run(out, seeds):
 
 
 STYLES = ["-.", "-", "--", ":"]
+GAME = re.compile(r"^global_step=(\d+), episodic_return=\[([-\d.]+)\]", re.M)  # CleanRL prints a line per game
+
+
+def read_log(path):
+    """(seed, run) from CleanRL's console log `seed{S}.log`: its games, the step each ended; no wall time."""
+    games = np.array([(0, int(step), float(score)) for step, score in GAME.findall(open(path).read())])
+    return os.path.basename(path)[4:-4], {"returns": games, "steps": games[-1, 1], "wall": 0}
 
 
 def mean_row(label, name, means):
@@ -81,20 +92,25 @@ def report(out, compare):
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.step([a + BIN for a in edges], CLEANRL, where="pre", color="black", label="CleanRL, mean of seeds 1, 2 per bin")
     for (label, folder), color in zip([("ours", out), *compare], ["tab:blue", "tab:gray", "tab:orange"]):
-        means = []
-        for run_dir in sorted(glob.glob(os.path.join(folder, "runs", "*"))):
-            seed, r = os.path.basename(run_dir).split("__")[2], read_run(run_dir)
+        means, curves = [], []
+        runs = [(os.path.basename(d).split("__")[2], read_run(d)) for d in sorted(glob.glob(f"{folder}/runs/*"))]
+        for seed, r in runs or [read_log(path) for path in sorted(glob.glob(f"{folder}/seed*.log"))]:
             steps, scores = r["returns"][:, 1], r["returns"][:, 2]
             cells = [scores[(steps > a) & (steps <= a + BIN)] for a in edges]
             means.append([c.mean() if len(c) else np.nan for c in cells] + [scores[-LAST:].mean()])
             rows.append(
                 f"| {label} | {seed} | "
                 + " | ".join(f"{c.mean():.2f} ({len(c)})" if len(c) else "n/a" for c in cells)
-                + f" | {scores[-LAST:].mean():.2f} | {r['steps']:,.0f} | {r['wall']:,.0f}"
-                + f" | {r['steps'] / r['wall']:,.0f} |"
+                + f" | {scores[-LAST:].mean():.2f} | {r['steps']:,.0f} | "
+                + (f"{r['wall']:,.0f} | {r['steps'] / r['wall']:,.0f} |" if r["wall"] else "n/a | n/a |")
             )
             smooth = np.convolve(scores, np.ones(LAST))[: len(scores)] / np.minimum(np.arange(1, len(scores) + 1), LAST)
-            ax.plot(steps, smooth, color=color, ls=STYLES[int(seed) % 4], label=f"{label}, seed {seed}")
+            ax.plot(
+                steps, smooth, color=color, ls=STYLES[int(seed) % 4], lw=0.8, alpha=0.6, label=f"{label}, seed {seed}"
+            )
+            curves.append(np.interp(GRID, steps, smooth))
+        if len(curves) > 1:
+            ax.plot(GRID, np.mean(curves, 0), color=color, lw=2.5, label=f"{label}, mean of {len(curves)} seeds")
         if means:
             rows.append(mean_row(label, f"mean of {len(means)}", np.mean(means, 0)))
         if label.startswith("CleanRL") and means:  # with issue 21's seeds 1 and 2, known as means only
@@ -112,7 +128,9 @@ def report(out, compare):
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(
             "Game score per 50k-step bin: mean (games ended in the bin). Made by `python benchmark/breakout_300k.py "
-            f"--report-only {' '.join('--compare ' + l + '=' + os.path.relpath(d, ROOT) for l, d in compare)}`."
+            f"--report-only {' '.join('--compare ' + l + '=' + os.path.relpath(d, ROOT) for l, d in compare)}`. "
+            "A folder with no events is read from its console logs (CleanRL's line per game): steps is then the step "
+            "of its last game, and the log has no wall time."
             f"\n\n{table}\n"
         )
     print(table)

@@ -33,6 +33,22 @@ def test_the_sweep_shows_the_step_a_script_printed_last(tmp_path):
     assert (state, line.split()[:2]) == ("running", ["step", "700"]), (result.stdout, line)
 
 
+def test_the_breakout_check_reads_cleanrls_console_log_like_events(tmp_path):
+    """CleanRL's runs are committed as its console logs (a line per game): the report bins them as it bins events."""
+    import breakout_300k
+
+    games = [(187, 2.0), (49_999, 4.0), (50_001, 10.0), (299_350, 32.0)]
+    noise = "A.L.E: Arcade Learning Environment\nSPS: 40\n"
+    (tmp_path / "seed3.log").write_text(noise + "".join(f"global_step={s}, episodic_return=[{r}]\n" for s, r in games))
+    seed, run = breakout_300k.read_log(str(tmp_path / "seed3.log"))
+    assert seed == "3" and run["steps"] == 299_350 and not run["wall"]
+    assert run["returns"][:, 1:].tolist() == [[s, r] for s, r in games]
+    os.makedirs(tmp_path / "out")
+    breakout_300k.report(str(tmp_path / "out"), [("CleanRL", str(tmp_path))])
+    row = next(line for line in open(tmp_path / "out" / "results.md") if line.startswith("| CleanRL | 3 |"))
+    assert row.split(" | ")[2:4] == ["3.00 (2)", "10.00 (1)"] and "| 299,350 | n/a | n/a |" in row, row
+
+
 @pytest.fixture
 def cluster(monkeypatch):
     """A real Ray cluster of its own: a head node and a second node, 1 CPU each, on 127.0.0.1, with their own temp dir

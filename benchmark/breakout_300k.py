@@ -12,7 +12,8 @@ brackets), the mean of the last 40 games, wall time and steps/s; beside them oth
 a folder's events, or else CleanRL's console logs `seed{S}.log`, a line per game) and CleanRL's per-bin means of
 its seeds 1 and 2 (issue 21, known as means only), pooled with a CleanRL folder's seeds. One PNG of every run's score
 (the mean of its last 40 games) against env steps, each program's mean over its seeds, and CleanRL's seeds 1 and 2
-bin means as steps.
+bin means as steps. The `runs/` folders are git-ignored (checkpoints are large): commit a run's events with
+`git add -f <out>/runs/*/events.out.tfevents.*`, or its console log.
 """
 
 import argparse

@@ -325,7 +325,10 @@ def load_buffer(rb, folder, entry):
         b *= entry["rows"]
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
             for k, v in fields(rb, np.ndarray).items():
-                v[b : b + entry["rows"]] = f[k]  # (a field of another shape: numpy refuses it)
+                saved, rows = f[k], v[b : b + entry["rows"]]
+                if (saved.dtype, saved.shape) != (rows.dtype, rows.shape):  # (numpy would cast or broadcast it)
+                    raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {rows.dtype} {rows.shape}")
+                rows[:] = saved
     vars(rb).update(entry["plain"])
     last_buffer.update(entry)
 

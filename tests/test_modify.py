@@ -113,6 +113,21 @@ def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_che
     assert np.array_equal(resumed.priorities, first.priorities)
 
 
+def test_a_replay_memory_field_saved_with_another_dtype_is_refused_not_cast(workdir):
+    """numpy would cast (or broadcast) a saved block into a changed field in silence: the resume names the field."""
+    flags = "--total-timesteps 600 --learning-starts 300 --buffer-size 400 --checkpoint-frequency 600 --eval-episodes 0"
+    run_copy(os.path.join(ROOT, "dqn_atari.py"), *flags.split(), cwd=workdir)
+    [run_dir] = run_dirs(workdir)
+    old = "        self.rewards = np.zeros((self.buffer_size, n_envs), np.float32)\n"
+    path = edited(workdir, "dqn_atari.py", (old, old.replace("float32", "float64")))
+    before = tree(workdir)
+    result = run_script(path, "--resume", run_dir, "--total-timesteps", 900, "--no-cuda", cwd=workdir)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot resume" in lines[0] and "rewards is float32" in lines[0], lines
+    assert tree(workdir) == before, "nothing written"
+
+
 def test_a_flag_added_to_args_takes_its_default_on_resume_and_says_so(workdir):
     flags = ["--total-timesteps", 600, "--learning-starts", 300, "--checkpoint-frequency", 600, "--eval-episodes", 0]
     run_copy(os.path.join(ROOT, "dqn.py"), *flags, cwd=workdir)

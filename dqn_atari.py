@@ -149,7 +149,7 @@ class FrameReplayBuffer(ReplayBuffer):
         self.optimize_memory_usage = False
         rows = self.buffer_size + 4  # the oldest observation's 3 earlier frames, the newest next frame
         self.frames = np.zeros((rows, n_envs, *observation_space.shape[1:]), observation_space.dtype)
-        self.starts = np.zeros((rows, n_envs), bool)  # row n is the first frame of an episode
+        self.first = np.zeros((rows, n_envs), np.int64)  # row n: the number of its episode's first transition
         self.actions = np.zeros((self.buffer_size, n_envs, 1), action_space.dtype)
         self.rewards = np.zeros((self.buffer_size, n_envs), np.float32)
         self.dones = np.zeros((self.buffer_size, n_envs), np.float32)
@@ -162,8 +162,8 @@ class FrameReplayBuffer(ReplayBuffer):
             self.last_frames[(n - 1, int(env))] = torch.from_numpy(self.frames[n % rows, env].copy())
         for env in range(self.n_envs):  # transition n - buffer_size leaves
             self.last_frames.pop((n - self.buffer_size, env), None)
-        self.frames[n % rows], self.starts[n % rows] = obs[:, -1], self.ended
-        self.frames[(n + 1) % rows], self.starts[(n + 1) % rows] = next_obs[:, -1], False
+        self.first[n % rows] = np.where(self.ended, n, self.first[(n - 1) % rows])
+        self.frames[n % rows], self.frames[(n + 1) % rows] = obs[:, -1], next_obs[:, -1]
         self.ended = list(infos.get("_final_obs", [False] * self.n_envs))  # the episodes that end here
         self.actions[self.pos] = action.reshape(self.n_envs, 1)
         self.rewards[self.pos], self.dones[self.pos] = reward, done
@@ -174,11 +174,10 @@ class FrameReplayBuffer(ReplayBuffer):
     def _get_samples(self, batch_inds, env=None):
         env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
         n = self.added - 1 - (self.pos - 1 - batch_inds) % self.buffer_size  # the transitions' numbers
-        rows = (n[:, None] + np.arange(-3, 2)) % len(self.frames)  # n-3 .. n+1
-        # a frame before the latest episode start in rows n-2..n is that start's frame (the env's stack repeats it)
-        latest = (self.starts[rows[:, 1:4], env_inds[:, None]] * np.arange(1, 4)).max(1)
-        frames = self.frames[np.take_along_axis(rows, np.maximum(np.arange(5), latest[:, None]), 1), env_inds[:, None]]
-        for b in np.flatnonzero(self.starts[rows[:, -1], env_inds]):  # row n+1 is a new episode's: use the last frame
+        rows = len(self.frames)
+        first = self.first[n % rows, env_inds]  # rows n-3..n+1, but not before it: the env's stack repeats its frame
+        frames = self.frames[np.maximum(n[:, None] + np.arange(-3, 2), first[:, None]) % rows, env_inds[:, None]]
+        for b in np.flatnonzero(self.first[(n + 1) % rows, env_inds] == n + 1):  # n ended an episode: its last frame
             frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
         i = batch_inds, env_inds
         small = np.stack([self.actions[i][:, 0], self.dones[i], self.rewards[i]], 1, dtype=np.float32)  # one copy
@@ -236,7 +235,7 @@ def check_args(a):
         assert str(gym.spec(a.env_id).entry_point).startswith("ale_py"), "not an Atari env (see dqn.py)"
     except Exception as e:
         problems.append(f"--env-id {a.env_id}: {' '.join(str(e).split())}")
-    free, row = max(psutil.virtual_memory().available - 2**30, 0), 84 * 84 + 17  # bytes per transition
+    free, row = max(psutil.virtual_memory().available - 2**30, 0), 84 * 84 + 24  # bytes per transition
     if (need := a.buffer_size * row) > free and not a.eval_checkpoint:  # (1 GiB kept free)
         problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB: the largest that fits is {free // row:,}")
     return problems
@@ -339,10 +338,8 @@ def evaluate(q_network, args, run_name, device, rng):
     obs, _ = env.reset(seed=args.seed + 10_000)
     scores = []
     while len(scores) < args.eval_episodes and not stop_signal:
-        if rng.random() < args.end_e:
-            action = rng.integers(env.action_space.n)
-        else:
-            action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
+        q_values = q_network(torch.as_tensor(obs[None], device=device))
+        action = rng.integers(env.action_space.n) if rng.random() < args.end_e else q_values.argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if "episode" in info:  # the game is over (a lost life only ends the training episode)
             scores.append(float(info["episode"]["r"]))

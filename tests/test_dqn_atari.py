@@ -237,7 +237,7 @@ def test_frame_buffer_stores_one_frame_per_transition():
     envs.close()
     arrays = [v for v in vars(rb).values() if isinstance(v, np.ndarray)]
     per_transition = sum(a.nbytes for a in arrays) / 100_000
-    assert per_transition <= 84 * 84 + 17 + 1, per_transition  # a frame, its start flag, action, reward, done
+    assert per_transition <= 84 * 84 + 24 + 1, per_transition  # a frame, its episode's first, action, reward, done
 
 
 def run_in_process(monkeypatch, workdir, *flags):
@@ -382,7 +382,7 @@ def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(w
 def test_memory_preflight_names_the_largest_buffer_that_fits(monkeypatch):
     from types import SimpleNamespace
 
-    row = 84 * 84 + 17  # bytes per transition
+    row = 84 * 84 + 24  # bytes per transition
     monkeypatch.setattr(dqn_atari.psutil, "virtual_memory", lambda: SimpleNamespace(available=8 * 2**30))
     [problem] = dqn_atari.check_args(dqn_atari.Args(buffer_size=10**7))
     assert "GiB" in problem

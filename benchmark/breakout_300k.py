@@ -3,6 +3,8 @@
     python benchmark/breakout_300k.py                    # seeds 1 and 2 at once (about 80 min on 2 cores)
     python benchmark/breakout_300k.py --seeds 3 4        # then seeds 3 and 4
     python benchmark/breakout_300k.py --report-only      # rebuild the table and the plot from the runs there
+    python benchmark/breakout_300k.py --report-only --compare CleanRL=benchmark/results/breakout_protocol/cleanrl \
+        "ours + CleanRL's memory=benchmark/results/breakout_protocol/ablation_cleanrl_memory"   # the committed report
 
 Each run is `dqn_atari.py --seed S --total-timesteps 300000 --learning-starts 20000 --buffer-size 100000
 --eval-episodes 0 --torch-threads 1 --checkpoint-frequency 50000` (all else default: epsilon falls over the first

@@ -338,8 +338,10 @@ def evaluate(q_network, args, run_name, device, rng):
     obs, _ = env.reset(seed=args.seed + 10_000)
     scores = []
     while len(scores) < args.eval_episodes and not stop_signal:
-        q_values = q_network(torch.as_tensor(obs[None], device=device))
-        action = rng.integers(env.action_space.n) if rng.random() < args.end_e else q_values.argmax().item()
+        if rng.random() < args.end_e:
+            action = rng.integers(env.action_space.n)
+        else:
+            action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if "episode" in info:  # the game is over (a lost life only ends the training episode)
             scores.append(float(info["episode"]["r"]))

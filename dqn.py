@@ -2,14 +2,12 @@
 import contextlib
 import glob
 import importlib.util
-import math
 import os
 import pickle
 import random
 import signal
 import sys
 import time
-import zipfile
 from collections import deque
 from dataclasses import dataclass
 
@@ -51,7 +49,7 @@ class Args:
     env_id: str = "CartPole-v1"
     """the id of the environment (or `my_module:MyEnv-v0`)"""
     total_timesteps: int = 500000
-    """total timesteps of the experiments (all steps count: summed over all environments)"""
+    """total timesteps of the experiments (summed over all environments)"""
     learning_rate: float = 2.5e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
@@ -129,79 +127,57 @@ stop_signal = []
 
 
 def fail(*problems):
-    sys.exit("\n".join(f"{SCRIPT}: error: {p}" for p in problems))
+    sys.exit("\n".join(f"{SCRIPT}: error: {' '.join(str(p).split())[:300]}" for p in problems))
 
 
 def on_signal(signum, frame):
-    if stop_signal:
-        os._exit(128 + signum)
     stop_signal.append(signum)
-    print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
+    print(f"{SCRIPT}: {signal.Signals(signum).name}: saving", file=sys.stderr)
 
 
-def check_args(a):
-    inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
-    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
-    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1))
+def check_args(a, step=0):
+    inf, above = np.inf, ("tau", "exploration_fraction", "learning_rate")  # above their low
+    ranges = dict(total_timesteps=(max(1, step), inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
+    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), start_e=(0, 1), end_e=(0, min(1, a.start_e)))
     ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
     ranges |= dict(target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()))
-    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
+    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf), tau=(0, 1))
     problems = [
         f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
         for k, (lo, hi) in ranges.items()
         for v in [getattr(a, k)]
         if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
     ]
-    if a.end_e > a.start_e:
-        problems.append(f"--end-e ({a.end_e}) must not exceed --start-e ({a.start_e})")
-    if a.exp_name in ("", ".", "..") or {"/", "\0"} & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
-        problems.append(f"--exp-name must be a short name, not a path: {a.exp_name!r}")
+    if set("/\0:;,#?'") & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:  # (W&B's ids)
+        problems.append(f"--exp-name must be a short name without /:;,#?': {a.exp_name!r}")
     if a.track and not importlib.util.find_spec("wandb"):
         problems.append("--track needs wandb: pip install wandb")
     try:
         env = gym.make(a.env_id)
     except Exception as e:
-        atari = "ALE/" in a.env_id or "NoFrameskip" in a.env_id
-        return problems + [f"cannot make env '{a.env_id}': {type(e).__name__}: {e}" + " (use dqn_atari.py)" * atari]
+        hint = " (use dqn_atari.py)" * ("ALE/" in a.env_id or "NoFrameskip" in a.env_id)
+        return problems + [f"--env-id {a.env_id}: {type(e).__name__}: {e}{hint}"]
     space, actions = env.observation_space, env.action_space
     if not isinstance(actions, gym.spaces.Discrete):
-        problems.append(f"env '{a.env_id}' has {actions} actions; DQN needs Discrete actions")
+        problems.append(f"--env-id {a.env_id}: {actions} actions, not Discrete ones")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        return problems + [f"env '{a.env_id}' has {space} observations; this script needs a flat Box"]
-    free, row = max(psutil.virtual_memory().available - 2**30, 0), 8 * space.shape[0] + 20  # SB3's bytes per row
-    if (need := a.buffer_size * row) > free:  # (1 GiB kept free)
-        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB: the largest that fits is {free // row:,}")
+        return problems + [f"--env-id {a.env_id}: {space} observations, not a flat Box"]
+    if (need := a.buffer_size * (8 * space.shape[0] + 20)) > psutil.virtual_memory().available:  # SB3's bytes
+        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB, more than this machine has free")
     return problems
 
 
 def load_tensors(path):
+    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
     try:
-        with zipfile.ZipFile(path) as z:
-            if bad := z.testzip():
-                raise ValueError(f"{bad} fails its checksum")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True), path
     except pickle.UnpicklingError:
         fail(f"'{path}' pickles Python objects, which can run code when loaded: refused")
     except Exception as e:
-        fail(f"cannot read '{path}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
-
-
-def read_checkpoint(path):
-    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
-    saved, defaults = load_tensors(path), vars(Args())
-    try:
-        given, step = saved["args"], saved["global_step"]
-        assert saved["script"] == SCRIPT and all(fits(v, defaults[k]) for k, v in given.items())
-        assert type(step) is int and 0 <= step <= given["total_timesteps"] and 0 < saved["exploration_steps"] < math.inf
-    except Exception:
-        fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
-    for k in defaults.keys() - given.keys():
-        print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}")
-    return {**saved, "args": {**defaults, **given}, "path": path}
+        fail(f"cannot read '{path}': {type(e).__name__}: {e}")
 
 
 def fits(saved, fresh):
-    """Whether a loaded value has the keys, types, shapes and dtypes of ours."""
     if isinstance(fresh, dict):
         return isinstance(saved, dict) and saved.keys() == fresh.keys() and all(fits(saved[k], fresh[k]) for k in fresh)
     if torch.is_tensor(fresh):
@@ -210,7 +186,6 @@ def fits(saved, fresh):
 
 
 def write_checkpoint(state, run_dir):
-    """Replaces checkpoint.pt in one rename: a kill leaves the last whole checkpoint."""
     path = os.path.join(run_dir, "checkpoint", "checkpoint.pt")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -219,7 +194,7 @@ def write_checkpoint(state, run_dir):
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
         return True
-    except Exception as e:  # no space, no permission
+    except Exception as e:
         print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
         with contextlib.suppress(OSError):
             os.remove(path + ".tmp")
@@ -231,33 +206,37 @@ def evaluate(q_network, args, run_name, device, rng):
     obs, _ = env.reset(seed=args.seed + 10_000)
     returns = []
     while len(returns) < args.eval_episodes and not stop_signal:
-        q_values = q_network(torch.tensor(obs[None], dtype=torch.float32, device=device))
+        q_values = q_network(torch.Tensor(obs[None]).to(device))
         action = rng.integers(env.action_space.n) if rng.random() < args.end_e else q_values.argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             returns.append(float(info["episode"]["r"]))
             obs, _ = env.reset()
     env.close()
-    print(f"eval: {np.mean(returns):.2f} +- {np.std(returns):.2f} over {len(returns)} episodes (epsilon {args.end_e})")
+    print(f"eval: {np.mean(returns):.2f} +- {np.std(returns):.2f} over {len(returns)} episodes")
     return returns
 
 
 def parse_args(argv=None):
-    args = tyro.cli(Args, args=argv)
-    saved = read_checkpoint(args.resume) if args.resume else None
-    problems = []
-    if saved:
-        before, step = saved["args"], saved["global_step"]
+    args, problems, saved = tyro.cli(Args, args=argv), [], None
+    if args.resume:
+        (saved, path), defaults = load_tensors(args.resume), vars(Args())
+        try:
+            given, step = saved["args"], saved["global_step"]
+            assert all(fits(v, defaults[k]) for k, v in given.items()) and type(step) is int and step >= 0
+            assert 0 < saved["exploration_steps"] < np.inf
+        except Exception:
+            fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
+        for k in defaults.keys() - given.keys():
+            print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
+        before, saved["path"] = {**defaults, **given}, path
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
             for k, v in vars(args).items()
             if v != before[k] and k not in ("resume", "total_timesteps")
         ]
-        if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
-            problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
-    problems += check_args(args)
-    if problems:
+    if problems := problems + check_args(args, saved["global_step"] if saved else 0):
         fail(*problems)
     return args, saved
 
@@ -270,27 +249,23 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
-    np.random.seed(args.seed)  # the replay buffer samples with it
+    np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     rng = np.random.default_rng(args.seed)  # exploration
-    if args.cuda and not torch.cuda.is_available():
-        print(f"{SCRIPT}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     probe = gym.make(args.env_id)
     obs_dim, n_actions = probe.observation_space.shape[0], probe.action_space.n
     q_network = QNetwork(obs_dim, n_actions).to(device)
     if path := args.eval_checkpoint:
-        path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
-        saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
-        saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
-        if not fits(saved, q_network.state_dict()):
+        saved = load_tensors(path)[0]
+        try:
+            q_network.load_state_dict(saved.get("q_network", saved))
+        except Exception:
             fail(f"the network in '{path}' differs from QNetwork for this env")
-        q_network.load_state_dict(saved)
-        evaluate(q_network, args, os.path.basename(os.path.normpath(args.eval_checkpoint)), device, rng)
+        evaluate(q_network, args, os.path.basename(os.path.normpath(path)), device, rng)
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(obs_dim, n_actions).to(device)
@@ -301,17 +276,15 @@ if __name__ == "__main__":
     )
     recent_returns = deque(maxlen=20)
     global_step = start_step = saved["global_step"] if saved else 0
-    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)  # saved as state_dicts
+    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
         buffer = {k: torch.from_numpy(v) for k, v in vars(rb).items() if isinstance(v, np.ndarray)}
         return dict(
-            script=SCRIPT,
             args=vars(args),
             global_step=global_step,
             exploration_steps=decay,
-            recent_returns=[float(r) for r in recent_returns],
             **{k: v.state_dict() for k, v in trained.items()},
             rng=[torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
             buffer={**buffer, "pos": rb.pos, "full": rb.full},
@@ -329,9 +302,8 @@ if __name__ == "__main__":
             np.random.set_state(("MT19937", np.array(key, np.uint32), *numpy_state))
             for k, v in saved["buffer"].items():
                 setattr(rb, k, v.numpy().copy() if torch.is_tensor(v) else v)
-            recent_returns.extend(saved["recent_returns"])
         except Exception as e:
-            fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
+            fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {e}")
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
         print(f"resumed {run_dir} at step {start_step:,}")
     else:
@@ -341,7 +313,7 @@ if __name__ == "__main__":
         while os.path.exists(run_dir):  # two runs started in the same second
             run_dir += "+"
     run_name = os.path.basename(run_dir)
-    if args.track:  # the W&B run's id is the run folder's, so --resume continues it
+    if args.track:  # --resume continues the W&B run
         import wandb
 
         run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)
@@ -369,7 +341,7 @@ if __name__ == "__main__":
         actions = rng.integers(n_actions, size=n_envs)
         if not explore.all():
             with torch.no_grad():
-                q_values = q_network(torch.tensor(obs, dtype=torch.float32, device=device))
+                q_values = q_network(torch.Tensor(obs).to(device))
             actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
 
         # TRY NOT TO MODIFY: execute the game and log data.
@@ -429,9 +401,8 @@ if __name__ == "__main__":
     if args.eval_episodes > 0 and not stop_signal:
         for i, episodic_return in enumerate(evaluate(q_network, args, run_name, device, rng)):
             writer.add_scalar("eval/episodic_return", episodic_return, i)
-    if args.track:  # (wandb's monitor_gym does not work with gymnasium 1.x's RecordVideo)
-        for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
-            wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
+    for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")) if args.track else []:
+        wandb.log({"videos/" + video.split("/")[1]: wandb.Video(video)})
     if args.save_model or stop_signal:
         torch.save(q_network.state_dict(), model := f"{run_dir}/{args.exp_name}.pt")
         print(f"model saved to {model}")

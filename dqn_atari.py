@@ -2,14 +2,12 @@
 import contextlib
 import glob
 import importlib.util
-import math
 import os
 import pickle
 import random
 import signal
 import sys
 import time
-import zipfile
 from collections import deque
 from dataclasses import dataclass
 
@@ -57,7 +55,7 @@ class Args:
     env_id: str = "BreakoutNoFrameskip-v4"
     """the id of the environment"""
     total_timesteps: int = 10000000
-    """total timesteps of the experiments (all steps count: summed over all environments)"""
+    """total timesteps of the experiments (summed over all environments)"""
     learning_rate: float = 1e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
@@ -86,8 +84,6 @@ class Args:
     """the number of evaluation games after training"""
     checkpoint_frequency: int = 0
     """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
-    checkpoint_buffer: bool = True
-    """whether checkpoints hold the replay memory"""
     resume: str | None = None
     """continue this run (its folder or checkpoint) with its flags; --total-timesteps may grow"""
     eval_checkpoint: str | None = None
@@ -99,15 +95,15 @@ def make_env(env_id, seed, capture_video=False, run_name=""):
 
     def thunk():
         env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if capture_video else None)
-        if capture_video:  # every game, in full colour
+        if capture_video:
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}", episode_trigger=lambda game: True)
-        env = gym.wrappers.RecordEpisodeStatistics(env)  # the whole game: its unclipped score, its emulator frames
+        env = gym.wrappers.RecordEpisodeStatistics(env)  # the whole game's unclipped score
         env = sb3.NoopResetEnv(env, noop_max=30)
-        env = sb3.MaxAndSkipEnv(env, skip=4)  # 4 frames per step, the max over the last two
+        env = sb3.MaxAndSkipEnv(env, skip=4)
         env = sb3.EpisodicLifeEnv(env)  # a lost life ends the training episode; the game goes on
         if "FIRE" in env.unwrapped.get_action_meanings():
-            env = sb3.FireResetEnv(env)  # FIRE (and action 2) after each reset and each lost life, unstored
-        env = sb3.ClipRewardEnv(env)  # training rewards: their sign
+            env = sb3.FireResetEnv(env)
+        env = sb3.ClipRewardEnv(env)
         env = gym.wrappers.ReshapeObservation(sb3.WarpFrame(env), (84, 84))  # 84x84 grayscale
         env = gym.wrappers.FrameStackObservation(env, 4, padding_type="reset")  # a new life starts with 4 copies
         env.action_space.seed(seed)
@@ -145,7 +141,7 @@ class FrameReplayBuffer(ReplayBuffer):
 
     def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
-        self.buffer_size = max(buffer_size // n_envs, 1)  # transitions per env, as in SB3
+        self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = False
         rows = self.buffer_size + 4  # the oldest observation's 3 earlier frames, the newest next frame
         self.frames = np.zeros((rows, n_envs, *observation_space.shape[1:]), observation_space.dtype)
@@ -180,7 +176,7 @@ class FrameReplayBuffer(ReplayBuffer):
         for b in np.flatnonzero(self.first[(n + 1) % rows, env_inds] == n + 1):  # n ended an episode: its last frame
             frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
         i = batch_inds, env_inds
-        small = np.stack([self.actions[i][:, 0], self.dones[i], self.rewards[i]], 1, dtype=np.float32)  # one copy
+        small = np.stack([self.actions[i][:, 0], self.dones[i], self.rewards[i]], 1, dtype=np.float32)
         frames, small = self.to_torch(frames), self.to_torch(small)
         return ReplayBufferSamples(frames[:, :-1], small[:, :1].long(), frames[:, 1:], small[:, 1:2], small[:, 2:])
 
@@ -197,12 +193,12 @@ def crossed(step, n_steps, every):
 # ---- Robustness: bad input, signals, checkpoints ----
 SCRIPT = os.path.basename(__file__)
 stop_signal = []
-last_buffer = {}  # the replay memory's entry in the last checkpoint written or loaded
-BLOCK_BYTES = 2**25  # the replay memory is saved in files of about 32 MiB
+last_buffer = {}  # the memory's entry in the last checkpoint
+BLOCK_BYTES = 2**25  # per file of the memory
 
 
 def fail(*problems):
-    sys.exit("\n".join(f"{SCRIPT}: error: {p}" for p in problems))
+    sys.exit("\n".join(f"{SCRIPT}: error: {' '.join(str(p).split())[:300]}" for p in problems))
 
 
 def on_signal(signum, frame):
@@ -212,63 +208,44 @@ def on_signal(signum, frame):
     print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
 
 
-def check_args(a):
-    inf, above = math.inf, ("tau", "exploration_fraction", "learning_rate")  # these must exceed their low
-    ranges = dict(total_timesteps=(1, inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
-    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), tau=(0, 1), start_e=(0, 1), end_e=(0, 1))
+def check_args(a, step=0):
+    inf, above = np.inf, ("tau", "exploration_fraction", "learning_rate")  # above their low
+    ranges = dict(total_timesteps=(max(1, step), inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
+    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), start_e=(0, 1), end_e=(0, min(1, a.start_e)))
     ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
     ranges |= dict(target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()))
-    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf))
+    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf), tau=(0, 1))
     problems = [
         f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
         for k, (lo, hi) in ranges.items()
         for v in [getattr(a, k)]
         if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
     ]
-    if a.end_e > a.start_e:
-        problems.append(f"--end-e ({a.end_e}) must not exceed --start-e ({a.start_e})")
-    if a.exp_name in ("", ".", "..") or {"/", "\0"} & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
-        problems.append(f"--exp-name must be a short name, not a path: {a.exp_name!r}")
+    if set("/\0:;,#?'") & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:  # (W&B's ids)
+        problems.append(f"--exp-name must be a short name without /:;,#?': {a.exp_name!r}")
     if a.track and not importlib.util.find_spec("wandb"):
         problems.append("--track needs wandb: pip install wandb")
     try:
         assert str(gym.spec(a.env_id).entry_point).startswith("ale_py"), "not an Atari env (see dqn.py)"
     except Exception as e:
-        problems.append(f"--env-id {a.env_id}: {' '.join(str(e).split())}")
+        problems.append(f"--env-id {a.env_id}: {e}")
     free, row = max(psutil.virtual_memory().available - 2**30, 0), 84 * 84 + 24  # bytes per transition
-    if (need := a.buffer_size * row) > free and not a.eval_checkpoint:  # (1 GiB kept free)
+    if (need := a.buffer_size * row) > free and not a.eval_checkpoint:
         problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB: the largest that fits is {free // row:,}")
     return problems
 
 
 def load_tensors(path):
+    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
     try:
-        with zipfile.ZipFile(path) as z:
-            if bad := z.testzip():
-                raise ValueError(f"{bad} fails its checksum")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True), path
     except pickle.UnpicklingError:
         fail(f"'{path}' pickles Python objects, which can run code when loaded: refused")
     except Exception as e:
-        fail(f"cannot read '{path}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
-
-
-def read_checkpoint(path):
-    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
-    saved, defaults = load_tensors(path), vars(Args())
-    try:
-        given, step = saved["args"], saved["global_step"]
-        assert saved["script"] == SCRIPT and all(fits(v, defaults[k]) for k, v in given.items())
-        assert type(step) is int and 0 <= step <= given["total_timesteps"] and 0 < saved["exploration_steps"] < math.inf
-    except Exception:
-        fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
-    for k in defaults.keys() - given.keys():
-        print(f"{SCRIPT}: note: --{k.replace('_', '-')} is not in the checkpoint: it takes its default, {defaults[k]}")
-    return {**saved, "args": {**defaults, **given}, "path": path}
+        fail(f"cannot read '{path}': {type(e).__name__}: {e}")
 
 
 def fits(saved, fresh):
-    """Whether a loaded value has the keys, types, shapes and dtypes of ours."""
     if isinstance(fresh, dict) and fresh:  # (an empty one: any dict)
         return isinstance(saved, dict) and saved.keys() == fresh.keys() and all(fits(saved[k], fresh[k]) for k in fresh)
     if torch.is_tensor(fresh):
@@ -282,17 +259,17 @@ def write_checkpoint(state, run_dir):
     path = os.path.join(folder, "checkpoint.pt")
     try:
         os.makedirs(folder, exist_ok=True)
-        state["buffer"] = rb and save_buffer(rb, folder, last_buffer)
+        state["buffer"] = save_buffer(rb, folder, last_buffer)
         with open(path + ".tmp", "wb") as f:
             torch.save(state, f)
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
         last_buffer.clear()
-        last_buffer.update(state["buffer"] or {})
-        return rb is None or rb.rewritten.clear() or True
-    except Exception as e:  # no space, no permission
+        last_buffer.update(state["buffer"])
+        return rb.rewritten.clear() or True
+    except Exception as e:
         print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
-    finally:  # (a failed or killed save's files too)
+    finally:  # (a failed save's files too)
         with contextlib.suppress(OSError):
             for name in set(os.listdir(folder)) - {"checkpoint.pt", *last_buffer.get("files", {}).values()}:
                 os.remove(os.path.join(folder, name))
@@ -313,7 +290,7 @@ def save_buffer(rb, folder, old):
     return {"added": rb.added, "rows": rows, "files": files, "plain": fields(rb, int, dict)}
 
 
-def fields(rb, *types):  # (int, dict: the counters, flags and last_frames)
+def fields(rb, *types):
     return {k: v for k, v in vars(rb).items() if isinstance(v, types)}
 
 
@@ -325,9 +302,8 @@ def load_buffer(rb, folder, entry):
         with np.load(os.path.join(folder, name), allow_pickle=False) as f:
             for k, v in fields(rb, np.ndarray).items():
                 saved, rows = f[k], v[b : b + entry["rows"]]
-                if (saved.dtype, saved.shape) != (rows.dtype, rows.shape):  # (numpy would cast or broadcast it)
-                    raise ValueError(f"{name}: {k} is {saved.dtype} {saved.shape}, not {rows.dtype} {rows.shape}")
-                rows[:] = saved
+                assert (saved.dtype, saved.shape) == (rows.dtype, rows.shape), f"{k} is {saved.dtype} {saved.shape}"
+                rows[:] = saved  # (numpy would cast or broadcast another dtype or shape)
     vars(rb).update(entry["plain"])
     last_buffer.update(entry)
 
@@ -343,31 +319,35 @@ def evaluate(q_network, args, run_name, device, rng):
         else:
             action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()
         obs, _, terminated, truncated, info = env.step(action)
-        if "episode" in info:  # the game is over (a lost life only ends the training episode)
+        if "episode" in info:  # the game is over, not just a life
             scores.append(float(info["episode"]["r"]))
         if (terminated or truncated) and len(scores) < args.eval_episodes:  # (a reset starts a game's video)
             obs, _ = env.reset()
     env.close()
-    print(f"eval: {np.mean(scores):.2f} +- {np.std(scores):.2f} over {len(scores)} games (epsilon {args.end_e})")
+    print(f"eval: {np.mean(scores):.2f} +- {np.std(scores):.2f} over {len(scores)} games")
     return scores
 
 
 def parse_args(argv=None):
-    args = tyro.cli(Args, args=argv)
-    saved = read_checkpoint(args.resume) if args.resume else None
-    problems = []
-    if saved:
-        before, step = saved["args"], saved["global_step"]
+    args, problems, saved = tyro.cli(Args, args=argv), [], None
+    if args.resume:
+        (saved, path), defaults = load_tensors(args.resume), vars(Args())
+        try:
+            given, step = saved["args"], saved["global_step"]
+            assert all(fits(v, defaults[k]) for k, v in given.items()) and type(step) is int and step >= 0
+            assert 0 < saved["exploration_steps"] < np.inf
+        except Exception:
+            fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
+        for k in defaults.keys() - given.keys():
+            print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
+        before, saved["path"] = {**defaults, **given}, path
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
             for k, v in vars(args).items()
             if v != before[k] and k not in ("resume", "total_timesteps")
         ]
-        if args.total_timesteps != before["total_timesteps"] and args.total_timesteps <= step:
-            problems.append(f"--total-timesteps: the run was saved at step {step:,}, given {args.total_timesteps:,}")
-    problems += check_args(args)
-    if problems:
+    if problems := problems + check_args(args, saved["global_step"] if saved else 0):
         fail(*problems)
     return args, saved
 
@@ -383,44 +363,38 @@ if __name__ == "__main__":
     np.random.seed(args.seed)  # the replay buffer samples with it
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     rng = np.random.default_rng(args.seed)  # exploration
-    if args.cuda and not torch.cuda.is_available():
-        print(f"{SCRIPT}: warning: --cuda: CUDA is not available, running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     n_actions = gym.make(args.env_id).action_space.n
     q_network = QNetwork(n_actions).to(device)
     if path := args.eval_checkpoint:
-        path = (sorted(glob.glob(os.path.join(glob.escape(path), "*.pt"))) or [path])[0]  # a run folder's model
-        saved = load_tensors(path) if os.path.isfile(path) else read_checkpoint(path)
-        saved = saved.get("q_network", saved) if isinstance(saved, dict) else saved
-        if not fits(saved, q_network.state_dict()):
+        saved = load_tensors(path)[0]
+        try:
+            q_network.load_state_dict(saved.get("q_network", saved))
+        except Exception:
             fail(f"the network in '{path}' differs from QNetwork for this env")
-        q_network.load_state_dict(saved)
-        evaluate(q_network, args, os.path.basename(os.path.normpath(args.eval_checkpoint)), device, rng)
+        evaluate(q_network, args, os.path.basename(os.path.normpath(path)), device, rng)
         sys.exit(128 + stop_signal[0] if stop_signal else 0)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
-    obs_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)  # the env's stack of 4 grey frames
+    obs_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     rb = FrameReplayBuffer(args.buffer_size, obs_space, gym.spaces.Discrete(n_actions), device, args.num_envs)
     recent_returns = deque(maxlen=20)
     global_step = start_step = saved["global_step"] if saved else 0
-    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)  # saved as state_dicts
+    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
         return dict(
-            script=SCRIPT,
             args=vars(args),
             global_step=global_step,
             exploration_steps=decay,
-            recent_returns=[float(r) for r in recent_returns],
             **{k: v.state_dict() for k, v in trained.items()},
             rng=[torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-            buffer=rb if args.checkpoint_buffer else None,
+            buffer=rb,
         )
 
     if saved:
@@ -432,11 +406,9 @@ if __name__ == "__main__":
             torch_state, key, numpy_state, rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(torch_state)
             np.random.set_state(("MT19937", np.array(key, np.uint32), *numpy_state))
-            if saved["buffer"]:
-                load_buffer(rb, os.path.dirname(saved["path"]), saved["buffer"])
-            recent_returns.extend(saved["recent_returns"])
+            load_buffer(rb, os.path.dirname(saved["path"]), saved["buffer"])
         except Exception as e:
-            fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {' '.join(str(e).split())[:200]}")
+            fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {e}")
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
         print(f"resumed {run_dir} at step {start_step:,}")
     else:
@@ -445,9 +417,8 @@ if __name__ == "__main__":
         )
         while os.path.exists(run_dir):  # two runs started in the same second
             run_dir += "+"
-    learning_starts = args.learning_starts + (start_step if saved and not saved["buffer"] else 0)  # refill it first
     run_name = os.path.basename(run_dir)
-    if args.track:  # the W&B run's id is the run folder's, so --resume continues it
+    if args.track:  # --resume continues the W&B run
         import wandb
 
         run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)
@@ -497,7 +468,7 @@ if __name__ == "__main__":
         obs = next_obs
 
         # ALGO LOGIC: training.
-        if global_step > learning_starts:
+        if global_step > args.learning_starts:
             n_updates = global_step // args.train_frequency - (global_step - n_envs) // args.train_frequency
             for _ in range(n_updates):
                 data = rb.sample(args.batch_size)
@@ -536,9 +507,8 @@ if __name__ == "__main__":
     if args.eval_episodes > 0 and not stop_signal:
         for i, episodic_return in enumerate(evaluate(q_network, args, run_name, device, rng)):
             writer.add_scalar("eval/episodic_return", episodic_return, i)
-    if args.track:  # (wandb's monitor_gym does not work with gymnasium 1.x's RecordVideo)
-        for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")):
-            wandb.log({f"videos/{os.path.basename(os.path.dirname(video))}": wandb.Video(video, format="mp4")})
+    for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")) if args.track else []:
+        wandb.log({"videos/" + video.split("/")[1]: wandb.Video(video)})
     if args.save_model or stop_signal:
         torch.save(q_network.state_dict(), model := f"{run_dir}/{args.exp_name}.pt")
         print(f"model saved to {model}")

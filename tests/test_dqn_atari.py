@@ -541,7 +541,6 @@ def test_the_published_defaults_are_pinned():
         train_frequency=4,
         eval_episodes=10,
         checkpoint_frequency=0,
-        checkpoint_buffer=True,
         resume=None,
         eval_checkpoint=None,
     )

@@ -141,7 +141,7 @@ def test_a_flag_added_to_args_takes_its_default_on_resume_and_says_so(workdir):
         ),
     )
     result = run_copy(path, "--resume", run_dir, "--total-timesteps", 900, cwd=workdir)
-    assert "note: --n-step is not in the checkpoint: it takes its default, 1" in result.stdout
+    assert "note: --n-step takes its default, 1 (not in the checkpoint)" in result.stdout
     assert "at step 600" in result.stdout and "Traceback" not in result.stderr
 
 

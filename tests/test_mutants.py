@@ -47,7 +47,7 @@ MUTANTS = [
     (
         "dqn_atari.py",
         "--learning-starts ignored",
-        "if global_step > learning_starts:",
+        "if global_step > args.learning_starts:",
         "if global_step > 0:",
         "td_target",
     ),

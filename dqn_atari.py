@@ -85,7 +85,7 @@ class Args:
     checkpoint_frequency: int = 0
     """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
     resume: str | None = None
-    """continue this run (its folder or checkpoint) with its flags; --total-timesteps may grow"""
+    """continue this run (folder or checkpoint) with its flags; --total-timesteps may grow"""
     eval_checkpoint: str | None = None
     """only evaluate this model, checkpoint or run folder"""
 
@@ -334,13 +334,13 @@ def parse_args(argv=None):
         (saved, path), defaults = load_tensors(args.resume), vars(Args())
         try:
             given, step = saved["args"], saved["global_step"]
-            assert all(fits(v, defaults[k]) for k, v in given.items()) and type(step) is int and step >= 0
+            assert all(fits(v, defaults.get(k, v)) for k, v in given.items()) and type(step) is int and step >= 0
             assert 0 < saved["exploration_steps"] < np.inf
         except Exception:
             fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
         for k in defaults.keys() - given.keys():
             print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
-        before, saved["path"] = {**defaults, **given}, path
+        before, saved["path"] = {k: given.get(k, v) for k, v in defaults.items()}, path
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
@@ -354,7 +354,7 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args, saved = parse_args()
-    decay = saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps  # in steps
+    decay = saved["exploration_steps"] if saved else args.exploration_fraction * args.total_timesteps
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
@@ -415,7 +415,7 @@ if __name__ == "__main__":
         run_dir = (
             f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
         )
-        while os.path.exists(run_dir):  # two runs started in the same second
+        while os.path.exists(run_dir):  # started in the same second
             run_dir += "+"
     run_name = os.path.basename(run_dir)
     if args.track:  # --resume continues the W&B run

@@ -145,6 +145,23 @@ def test_a_flag_added_to_args_takes_its_default_on_resume_and_says_so(workdir):
     assert "at step 600" in result.stdout and "Traceback" not in result.stderr
 
 
+def test_a_flag_removed_from_args_is_dropped_on_resume(workdir):
+    flags = ["--total-timesteps", 600, "--learning-starts", 300, "--checkpoint-frequency", 600, "--eval-episodes", 0]
+    path = edited(
+        workdir,
+        "dqn.py",
+        (
+            "    eval_episodes: int = 10\n",
+            '    n_step: int = 1\n    """the number of steps of the return"""\n    eval_episodes: int = 10\n',
+        ),
+    )
+    run_copy(path, *flags, cwd=workdir)  # the checkpoint holds n_step; the script below has no such flag
+    [run_dir] = run_dirs(workdir)
+    result = run_script("dqn.py", "--resume", run_dir, "--total-timesteps", 900, "--no-cuda", cwd=workdir)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "at step 600" in result.stdout
+
+
 @pytest.mark.parametrize("flag", ["--resume", "--eval-checkpoint", "--eval-checkpoint model"])
 def test_a_network_that_does_not_fit_is_refused_with_one_line_and_nothing_written(workdir, flag):
     flags = ["--total-timesteps", 600, "--learning-starts", 300, "--checkpoint-frequency", 600, "--eval-episodes", 0]

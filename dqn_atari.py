@@ -198,7 +198,7 @@ BLOCK_BYTES = 2**25  # per file of the memory
 
 
 def fail(*problems):
-    sys.exit("\n".join(f"{SCRIPT}: error: {' '.join(str(p).split())[:300]}" for p in problems))
+    sys.exit("\n".join(f"{SCRIPT}: error: {' '.join(str(p).split())}" for p in problems))
 
 
 def on_signal(signum, frame):
@@ -209,7 +209,7 @@ def on_signal(signum, frame):
 
 
 def check_args(a, step=0):
-    inf, above = np.inf, ("tau", "exploration_fraction", "learning_rate")  # above their low
+    inf, above = np.inf, ("tau", "exploration_fraction", "learning_rate")
     ranges = dict(total_timesteps=(max(1, step), inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
     ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), start_e=(0, 1), end_e=(0, min(1, a.start_e)))
     ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
@@ -221,7 +221,7 @@ def check_args(a, step=0):
         for v in [getattr(a, k)]
         if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
     ]
-    if set("/\0:;,#?'") & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:  # (W&B's ids)
+    if set("/\0:;,#?'") & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
         problems.append(f"--exp-name must be a short name without /:;,#?': {a.exp_name!r}")
     if a.track and not importlib.util.find_spec("wandb"):
         problems.append("--track needs wandb: pip install wandb")
@@ -363,14 +363,15 @@ if __name__ == "__main__":
     np.random.seed(args.seed)  # the replay buffer samples with it
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
-    rng = np.random.default_rng(args.seed)  # exploration
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    rng = np.random.default_rng(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     n_actions = gym.make(args.env_id).action_space.n
     q_network = QNetwork(n_actions).to(device)
     if path := args.eval_checkpoint:
-        saved = load_tensors(path)[0]
+        saved = load_tensors((glob.glob(f"{glob.escape(path)}/*.pt") or [path])[0])[0]
         try:
             q_network.load_state_dict(saved.get("q_network", saved))
         except Exception:
@@ -415,10 +416,10 @@ if __name__ == "__main__":
         run_dir = (
             f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
         )
-        while os.path.exists(run_dir):  # started in the same second
+        while os.path.exists(run_dir):
             run_dir += "+"
     run_name = os.path.basename(run_dir)
-    if args.track:  # --resume continues the W&B run
+    if args.track:
         import wandb
 
         run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)

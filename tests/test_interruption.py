@@ -478,6 +478,20 @@ def test_eval_checkpoint_plays_a_saved_model_and_records_it(workdir):
     assert run_dirs(workdir) == [run_dir], "evaluating writes no new run"
 
 
+def test_eval_checkpoint_of_a_run_folder_plays_its_final_model_not_an_older_checkpoint(workdir):
+    flags = ["--total-timesteps", 1500, "--checkpoint-frequency", 1000, "--save-model", "--eval-episodes", 0]
+    assert run_script("dqn.py", *FLAGS["dqn.py"], *flags, cwd=workdir).returncode == 0  # checkpoint: step 1000
+    run_dir = run_dirs(workdir)[0]
+
+    def played(target):  # greedy, so the same network plays the same episodes
+        result = run_script("dqn.py", "--eval-checkpoint", target, "--eval-episodes", 3, "--end-e", 0, cwd=workdir)
+        return [line for line in result.stdout.splitlines() if line.startswith("eval:")]
+
+    model, older = played(os.path.join(run_dir, "dqn.pt")), played(os.path.join(run_dir, "checkpoint"))
+    assert model != older, "the test needs the two networks to play differently"
+    assert played(run_dir) == model
+
+
 @pytest.mark.parametrize(
     "script,flags,named",
     [

@@ -165,7 +165,7 @@ def check_args(a, step=0):
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         return problems + [f"--env-id {a.env_id}: {space} observations, not a flat Box"]
     if (need := a.buffer_size * (8 * space.shape[0] + 20)) > psutil.virtual_memory().available:  # SB3's bytes
-        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB, more than this machine has free")
+        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB, more than is free")
     return problems
 
 
@@ -344,7 +344,7 @@ if __name__ == "__main__":
         actions = rng.integers(n_actions, size=n_envs)
         if not explore.all():
             with torch.no_grad():
-                q_values = q_network(torch.Tensor(obs).to(device))
+                q_values = q_network(torch.as_tensor(obs, device=device).float())
             actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())
 
         # TRY NOT TO MODIFY: execute the game and log data.

@@ -299,3 +299,16 @@ def test_bench_cuda_without_a_gpu_says_so_in_one_line_and_measures_nothing():
     )
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr == "bench.py: --cuda: this machine has no CUDA device; nothing was measured\n"
+
+
+def test_same_tags_tells_a_changed_result_from_an_unchanged_one():
+    import same_tags
+
+    with open(os.path.join(ROOT, "dqn.py")) as f:
+        source = f.read()
+    flags = ["--total-timesteps", "800", "--learning-starts", "500", "--eval-episodes", "0"]
+    first = same_tags.tags(source, "dqn.py", flags)
+    assert "losses/td_loss" in first and "charts/SPS" not in first
+    assert same_tags.tags(source, "dqn.py", flags) == first, "the same seed gives the same values"
+    changed = same_tags.tags(source.replace("gamma: float = 0.99", "gamma: float = 0.9"), "dqn.py", flags)
+    assert changed["losses/td_loss"] != first["losses/td_loss"] and changed["charts/epsilon"] == first["charts/epsilon"]

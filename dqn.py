@@ -1,5 +1,5 @@
 # DQN (Mnih et al. 2015) for classic control, one file. Docs: README.md and docs/
-import contextlib
+import fcntl
 import glob
 import importlib.util
 import os
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-import psutil
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,15 +30,15 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
-    """if toggled, cuda will be enabled by default (if there is one)"""
+    """whether to use CUDA if there is a GPU"""
     torch_threads: int = 1
     """CPU threads for torch (0 = torch's default)"""
     capture_video: bool = False
-    """whether to capture videos of the agent performances (check out `videos` folder)"""
+    """whether to record videos of the agent (in `videos/`)"""
     save_model: bool = False
     """whether to save model into the run folder"""
     track: bool = False
-    """if toggled, this experiment will be tracked with Weights and Biases"""
+    """whether to track the run with Weights and Biases"""
     wandb_project_name: str = "cleanRL"
     """the wandb's project name"""
     wandb_entity: str | None = None
@@ -49,7 +48,7 @@ class Args:
     env_id: str = "CartPole-v1"
     """the id of the environment (or `my_module:MyEnv-v0`)"""
     total_timesteps: int = 500000
-    """total timesteps of the experiments (summed over all environments)"""
+    """the steps of the run, summed over all envs"""
     learning_rate: float = 2.5e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
@@ -61,9 +60,9 @@ class Args:
     tau: float = 1.0
     """the target network update rate"""
     target_network_frequency: int = 500
-    """the timesteps it takes to update the target network"""
+    """the steps between target network updates"""
     batch_size: int = 128
-    """the batch size of sample from the reply memory"""
+    """the batch size of samples from the replay memory"""
     start_e: float = 1.0
     """the starting epsilon for exploration"""
     end_e: float = 0.05
@@ -121,7 +120,7 @@ def crossed(step, n_steps, every):
     return step // every > (step - n_steps) // every
 
 
-# ---- Robustness: bad input, signals, checkpoints ----
+# ---- Robustness: bad input, signals, checkpoints, the run's lock; evaluation ----
 SCRIPT = os.path.basename(__file__)
 stop_signal = []
 
@@ -137,35 +136,50 @@ def on_signal(signum, frame):
     print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
 
 
-def check_args(a, step=0):
-    inf, above = np.inf, ("tau", "exploration_fraction", "learning_rate")
-    ranges = dict(total_timesteps=(max(1, step), inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
-    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), start_e=(0, 1), end_e=(0, min(1, a.start_e)))
-    ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
-    ranges |= dict(target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()))
-    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf), tau=(0, 1))
-    problems = [
-        f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
-        for k, (lo, hi) in ranges.items()
-        for v in [getattr(a, k)]
-        if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
-    ]
-    if set("/\0:;,#?'") & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
-        problems.append(f"--exp-name must be a short name without /:;,#?': {a.exp_name!r}")
-    if a.track and not importlib.util.find_spec("wandb"):
+def check_args(args, step=0):
+    ranges = dict(  # flag: (lowest, highest), both allowed
+        total_timesteps=(max(1, step), np.inf),
+        seed=(0, 2**32 - 1),
+        num_envs=(1, min(1024, args.buffer_size)),
+        batch_size=(1, args.buffer_size),
+        gamma=(0, 1),
+        tau=(0, 1),
+        start_e=(0, 1),
+        end_e=(0, min(1, args.start_e)),
+        exploration_fraction=(0, 1),
+        learning_starts=(0, args.total_timesteps - 1),
+        train_frequency=(1, np.inf),
+        target_network_frequency=(1, np.inf),
+        learning_rate=(0, np.inf),
+        torch_threads=(0, os.cpu_count()),
+        eval_episodes=(1 if args.eval_checkpoint else 0, np.inf),
+        checkpoint_frequency=(0, np.inf),
+    )
+    above_lowest = ("tau", "exploration_fraction", "learning_rate")  # these exclude their lowest value
+    problems = []
+    for flag, (low, high) in ranges.items():
+        value = getattr(args, flag)
+        in_range = low < value <= high if flag in above_lowest else low <= value <= high  # (NaN is in no range)
+        if not in_range or abs(value) == np.inf:
+            left = "(" if flag in above_lowest else "["
+            right = ")" if high == np.inf else "]"
+            problems.append(f"--{flag.replace('_', '-')} must be in {left}{low}, {high}{right}, got {value}")
+    if set("/\0:;,#?'") & set(args.exp_name) or len(f"{args.env_id}{args.exp_name}".encode()) > 200:
+        problems.append(f"--exp-name must be a short name without /:;,#?': {args.exp_name!r}")
+    if args.track and not importlib.util.find_spec("wandb"):
         problems.append("--track needs wandb: pip install wandb")
     try:
-        env = gym.make(a.env_id)
+        env = gym.make(args.env_id)
     except Exception as e:
-        hint = " (use dqn_atari.py)" * ("ALE/" in a.env_id or "NoFrameskip" in a.env_id)
-        return problems + [f"--env-id {a.env_id}: {type(e).__name__}: {e}{hint}"]
+        problems.append(f"--env-id {args.env_id}: {type(e).__name__}: {e}")
+        if "ALE/" in args.env_id or "NoFrameskip" in args.env_id:
+            problems[-1] += " (use dqn_atari.py)"
+        return problems
     space, actions = env.observation_space, env.action_space
     if not isinstance(actions, gym.spaces.Discrete):
-        problems.append(f"--env-id {a.env_id}: {actions} actions, not Discrete ones")
+        problems.append(f"--env-id {args.env_id}: {actions} actions, not Discrete ones")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        return problems + [f"--env-id {a.env_id}: {space} observations, not a flat Box"]
-    if (need := a.buffer_size * (8 * space.shape[0] + 20)) > psutil.virtual_memory().available:  # SB3's bytes
-        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB, more than is free")
+        return problems + [f"--env-id {args.env_id}: {space} observations, not a flat Box"]
     return problems
 
 
@@ -180,11 +194,25 @@ def load_tensors(path):
 
 
 def fits(saved, fresh):
-    if isinstance(fresh, dict):
-        return isinstance(saved, dict) and saved.keys() == fresh.keys() and all(fits(saved[k], fresh[k]) for k in fresh)
     if torch.is_tensor(fresh):
         return torch.is_tensor(saved) and (saved.shape, saved.dtype) == (fresh.shape, fresh.dtype)
     return type(saved) is type(fresh) or (type(fresh), type(saved)) in ((float, int), (type(None), str))
+
+
+def misfits(saved, fresh):  # the keys whose values do not fit, or that only one has
+    return [k for k in {**fresh, **saved} if not fits(saved.get(k), fresh.get(k))]
+
+
+def lock_run_folder(run_dir):  # one process per run folder: the OS frees the lock when this one ends
+    os.makedirs(run_dir, exist_ok=True)
+    lock = open(f"{run_dir}/lock", "a+")
+    try:
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fail(f"{run_dir} is in use by process {open(f'{run_dir}/lock').read()}")
+    lock.truncate(0)
+    print(os.getpid(), end="", file=lock, flush=True)
+    return lock
 
 
 def write_checkpoint(state, run_dir):
@@ -198,8 +226,9 @@ def write_checkpoint(state, run_dir):
         return True
     except Exception as e:
         print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
-        with contextlib.suppress(OSError):
+        if os.path.exists(path + ".tmp"):
             os.remove(path + ".tmp")
+        return False
 
 
 @torch.no_grad()
@@ -219,26 +248,37 @@ def evaluate(q_network, args, run_name, device, rng):
     return returns
 
 
+def is_checkpoint(saved, defaults):  # flags of Args' types, a step, the exploration's length
+    try:
+        flags_fit = all(fits(v, defaults.get(k, v)) for k, v in saved["args"].items())
+        step = saved["global_step"]
+        return flags_fit and type(step) is int and step >= 0 and 0 < saved["exploration_steps"] < np.inf
+    except Exception:
+        return False
+
+
 def parse_args(argv=None):
-    args, problems, saved = tyro.cli(Args, args=argv), [], None
+    args = tyro.cli(Args, args=argv)
+    problems = []
+    saved = None
     if args.resume:
-        (saved, path), defaults = load_tensors(args.resume), vars(Args())
-        try:
-            given, step = saved["args"], saved["global_step"]
-            assert all(fits(v, defaults.get(k, v)) for k, v in given.items()) and type(step) is int and step >= 0
-            assert 0 < saved["exploration_steps"] < np.inf
-        except Exception:
+        saved, path = load_tensors(args.resume)
+        defaults = vars(Args())
+        if not is_checkpoint(saved, defaults):
             fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
+        saved["path"] = path
+        given = saved["args"]
         for k in defaults.keys() - given.keys():
             print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
-        before, saved["path"] = {k: given.get(k, v) for k, v in defaults.items()}, path
+        before = {k: given.get(k, v) for k, v in defaults.items()}  # (a flag Args no longer has is dropped)
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
             for k, v in vars(args).items()
             if v != before[k] and k not in ("resume", "total_timesteps")
         ]
-    if problems := problems + check_args(args, saved["global_step"] if saved else 0):
+    problems += check_args(args, saved["global_step"] if saved else 0)
+    if problems:
         fail(*problems)
     return args, saved
 
@@ -263,9 +303,14 @@ if __name__ == "__main__":
     obs_dim, n_actions = probe.observation_space.shape[0], probe.action_space.n
     q_network = QNetwork(obs_dim, n_actions).to(device)
     if path := args.eval_checkpoint:
-        saved = load_tensors((glob.glob(f"{glob.escape(path)}/*.pt") or [path])[0])[0]
+        if os.path.isdir(path):
+            run_lock = lock_run_folder(path)
+        models = glob.glob(f"{glob.escape(path)}/*.pt")  # a run folder's final model, if it was saved
+        saved, _ = load_tensors(models[0] if models else path)
+        if "q_network" in saved:  # a checkpoint, not a model
+            saved = saved["q_network"]
         try:
-            q_network.load_state_dict(saved.get("q_network", saved))
+            q_network.load_state_dict(saved)
         except Exception:
             fail(f"the network in '{path}' differs from QNetwork for this env")
         evaluate(q_network, args, os.path.basename(os.path.normpath(path)), device, rng)
@@ -274,31 +319,35 @@ if __name__ == "__main__":
     target_network = QNetwork(obs_dim, n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
     obs_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-    rb = ReplayBuffer(
-        args.buffer_size, obs_space, probe.action_space, device, n_envs=args.num_envs, handle_timeout_termination=False
-    )
+    try:  # (NumPy reserves the memory; SB3 warns when it is more than is free)
+        rb = ReplayBuffer(
+            args.buffer_size, obs_space, probe.action_space, device, args.num_envs, handle_timeout_termination=False
+        )
+    except (MemoryError, ValueError) as e:
+        fail(f"--buffer-size needs more memory than there is: {e}")
     recent_returns = deque(maxlen=20)
     global_step = start_step = saved["global_step"] if saved else 0
-    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
+    learner = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
-        buffer = {k: torch.from_numpy(v) for k, v in vars(rb).items() if isinstance(v, np.ndarray)}
+        # the replay memory: every field but its spaces and device; arrays as tensors
+        memory = {k: v for k, v in vars(rb).items() if not isinstance(v, (gym.Space, torch.device))}
         return dict(
             args=vars(args),
             global_step=global_step,
             exploration_steps=decay,
-            **{k: v.state_dict() for k, v in trained.items()},
+            **{k: v.state_dict() for k, v in learner.items()},
             rng=[torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-            buffer={**buffer, "pos": rb.pos, "full": rb.full},
+            buffer={k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in memory.items()},
         )
 
     if saved:
-        wrong = [k for k, v in checkpoint().items() if k not in ("args", "optimizer") and not fits(saved.get(k), v)]
-        if wrong:
-            fail(f"the {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
+        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
+        if wrong := misfits(saved["buffer"], checkpoint()["buffer"]):
+            fail(f"the replay memory's {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
         try:
-            for k, v in trained.items():
+            for k, v in learner.items():
                 v.load_state_dict(saved[k])
             torch_state, key, numpy_state, rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(torch_state)
@@ -307,21 +356,20 @@ if __name__ == "__main__":
                 setattr(rb, k, v.numpy().copy() if torch.is_tensor(v) else v)
         except Exception as e:
             fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {e}")
-        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
-        print(f"resumed {run_dir} at step {start_step:,}")
     else:
         run_dir = (
             f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
         )
-        while os.path.exists(run_dir):
-            run_dir += "+"
     run_name = os.path.basename(run_dir)
+    run_lock = lock_run_folder(run_dir)
+    if saved:
+        print(f"resumed {run_dir} at step {start_step:,}")
     if args.track:
         import wandb
 
-        run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)
+        run = dict(name=run_name, id=run_name, resume="allow", sync_tensorboard=True, save_code=True)
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), **run)
-    writer = SummaryWriter(run_dir, purge_step=saved and start_step + 1)
+    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)  # (a resume drops later events)
     if not saved:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
@@ -333,9 +381,13 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game
     start_time = last_print = time.time()
-    sps = lambda: int((global_step - start_step) / (time.time() - start_time + 1e-9))
+
+    def steps_per_second():
+        return int((global_step - start_step) / (time.time() - start_time + 1e-9))
+
     obs, _ = envs.reset(seed=args.seed + start_step)
-    n_envs, num_iterations = args.num_envs, -(-args.total_timesteps // args.num_envs)
+    n_envs = args.num_envs
+    num_iterations = (args.total_timesteps + n_envs - 1) // n_envs  # (rounded up)
     for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
         # ALGO LOGIC: put action logic here
@@ -390,11 +442,13 @@ if __name__ == "__main__":
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", sps(), global_step)
+            writer.add_scalar("charts/SPS", steps_per_second(), global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
-            last_print, mean = time.time(), np.mean(recent_returns or [np.nan])
-            print(f"step {global_step:,}  {sps():,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
+            last_print = time.time()
+            mean = np.mean(recent_returns or [np.nan])
+            sps = steps_per_second()
+            print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             write_checkpoint(checkpoint(), run_dir)
         if stop_signal:
@@ -407,10 +461,12 @@ if __name__ == "__main__":
     for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")) if args.track else []:
         wandb.log({"videos/" + video.split("/")[1]: wandb.Video(video)})
     if args.save_model or stop_signal:
-        torch.save(q_network.state_dict(), model := f"{run_dir}/{args.exp_name}.pt")
-        print(f"model saved to {model}")
+        model_path = f"{run_dir}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
     writer.close()
     if stop_signal:
-        resume = f"; continue with --resume {run_dir}" * bool(write_checkpoint(checkpoint(), run_dir))
-        print(f"{SCRIPT}: stopped at step {global_step:,}{resume}", file=sys.stderr)
+        written = write_checkpoint(checkpoint(), run_dir)
+        how_to_continue = f"; continue with --resume {run_dir}" if written else ""
+        print(f"{SCRIPT}: stopped at step {global_step:,}{how_to_continue}", file=sys.stderr)
         sys.exit(128 + stop_signal[0])

@@ -1,5 +1,5 @@
 # DQN (Mnih et al. 2015, "Nature DQN") for Atari, one file. Docs: README.md and docs/
-import contextlib
+import fcntl
 import glob
 import importlib.util
 import os
@@ -37,15 +37,15 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
-    """if toggled, cuda will be enabled by default (if there is one)"""
+    """whether to use CUDA if there is a GPU"""
     torch_threads: int = 0
     """CPU threads for torch (0 = torch's default)"""
     capture_video: bool = False
-    """whether to capture videos of the agent performances (check out `videos` folder)"""
+    """whether to record videos of the agent (in `videos/`)"""
     save_model: bool = False
     """whether to save model into the run folder"""
     track: bool = False
-    """if toggled, this experiment will be tracked with Weights and Biases"""
+    """whether to track the run with Weights and Biases"""
     wandb_project_name: str = "cleanRL"
     """the wandb's project name"""
     wandb_entity: str | None = None
@@ -55,7 +55,7 @@ class Args:
     env_id: str = "BreakoutNoFrameskip-v4"
     """the id of the environment"""
     total_timesteps: int = 10000000
-    """total timesteps of the experiments (summed over all environments)"""
+    """the steps of the run, summed over all envs"""
     learning_rate: float = 1e-4
     """the learning rate of the optimizer"""
     num_envs: int = 1
@@ -67,9 +67,9 @@ class Args:
     tau: float = 1.0
     """the target network update rate"""
     target_network_frequency: int = 1000
-    """the timesteps it takes to update the target network"""
+    """the steps between target network updates"""
     batch_size: int = 32
-    """the batch size of sample from the reply memory"""
+    """the batch size of samples from the replay memory"""
     start_e: float = 1.0
     """the starting epsilon for exploration"""
     end_e: float = 0.01
@@ -91,7 +91,7 @@ class Args:
 
 
 def make_env(env_id, seed, capture_video=False, run_name=""):
-    """CleanRL's and SB3's Atari protocol as a wrapper list (docs/atari.md): edit it to change what the agent sees."""
+    """CleanRL's and SB3's Atari protocol (docs/atari.md): edit it to change what the agent sees."""
 
     def thunk():
         env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if capture_video else None)
@@ -133,10 +133,9 @@ class QNetwork(nn.Module):
 
 
 class FrameReplayBuffer(ReplayBuffer):
-    """SB3's ReplayBuffer storing each 84x84 frame once, not two 4-frame stacks per transition (docs/atari.md).
+    """SB3's ReplayBuffer storing each frame once, not two 4-frame stacks per transition (docs/atari.md).
 
-    Observation n is frame rows n-3..n, its next one rows n-2..n+1. Checkpoints save the rows of the transitions added
-    since the last one: after writing to an older transition's row, add its number to `rewritten`.
+    Observation n is frame rows n-3..n, its next one rows n-2..n+1 (row numbers modulo the number of rows).
     """
 
     def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):
@@ -150,7 +149,8 @@ class FrameReplayBuffer(ReplayBuffer):
         self.rewards = np.zeros((self.buffer_size, n_envs), np.float32)
         self.dones = np.zeros((self.buffer_size, n_envs), np.float32)
         self.last_frames = {}  # (transition, env): the last frame of the episode that ended there
-        self.added, self.ended, self.rewritten = 0, [True] * n_envs, set()
+        self.added = 0  # transitions added so far
+        self.ended = [True] * n_envs  # whose episode ended at the last transition
 
     def add(self, obs, next_obs, action, reward, done, infos):
         n, rows = self.added, len(self.frames)
@@ -160,7 +160,7 @@ class FrameReplayBuffer(ReplayBuffer):
             self.last_frames.pop((n - self.buffer_size, env), None)
         self.first[n % rows] = np.where(self.ended, n, self.first[(n - 1) % rows])
         self.frames[n % rows], self.frames[(n + 1) % rows] = obs[:, -1], next_obs[:, -1]
-        self.ended = list(infos.get("_final_obs", [False] * self.n_envs))  # the episodes that end here
+        self.ended = [bool(e) for e in infos.get("_final_obs", [False] * self.n_envs)]
         self.actions[self.pos] = action.reshape(self.n_envs, 1)
         self.rewards[self.pos], self.dones[self.pos] = reward, done
         self.added += 1
@@ -169,16 +169,24 @@ class FrameReplayBuffer(ReplayBuffer):
 
     def _get_samples(self, batch_inds, env=None):
         env_inds = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
-        n = self.added - 1 - (self.pos - 1 - batch_inds) % self.buffer_size  # the transitions' numbers
+        # slot pos - 1 holds the newest transition, number added - 1; slot s holds one (pos - 1 - s) % size older
+        n = self.added - 1 - (self.pos - 1 - batch_inds) % self.buffer_size
         rows = len(self.frames)
-        first = self.first[n % rows, env_inds]  # rows n-3..n+1, but not before it: the env's stack repeats its frame
-        frames = self.frames[np.maximum(n[:, None] + np.arange(-3, 2), first[:, None]) % rows, env_inds[:, None]]
-        for b in np.flatnonzero(self.first[(n + 1) % rows, env_inds] == n + 1):  # n ended an episode: its last frame
+        # n's two stacks: rows n-3..n+1, none before its episode's first (which a new episode's stack repeats)
+        stack_rows = np.maximum(n[:, None] + np.arange(-3, 2), self.first[n % rows, env_inds][:, None])
+        frames = self.frames[stack_rows % rows, env_inds[:, None]]
+        # n ended its episode if row n + 1 starts a new one: its last frame was moved to last_frames
+        ended = self.first[(n + 1) % rows, env_inds] == n + 1
+        for b in np.flatnonzero(ended):
             frames[b, -1] = self.last_frames[(n[b], env_inds[b])]
-        i = batch_inds, env_inds
-        small = np.stack([self.actions[i][:, 0], self.dones[i], self.rewards[i]], 1, dtype=np.float32)
-        frames, small = self.to_torch(frames), self.to_torch(small)
-        return ReplayBufferSamples(frames[:, :-1], small[:, :1].long(), frames[:, 1:], small[:, 1:2], small[:, 2:])
+        frames = self.to_torch(frames)
+        return ReplayBufferSamples(
+            observations=frames[:, :-1],
+            actions=self.to_torch(self.actions[batch_inds, env_inds]),
+            next_observations=frames[:, 1:],
+            dones=self.to_torch(self.dones[batch_inds, env_inds].reshape(-1, 1)),
+            rewards=self.to_torch(self.rewards[batch_inds, env_inds].reshape(-1, 1)),
+        )
 
 
 def linear_schedule(start_e: float, end_e: float, duration: float, t: int):
@@ -190,11 +198,9 @@ def crossed(step, n_steps, every):
     return step // every > (step - n_steps) // every
 
 
-# ---- Robustness: bad input, signals, checkpoints ----
+# ---- Robustness: bad input, signals, checkpoints, the run's lock; evaluation ----
 SCRIPT = os.path.basename(__file__)
 stop_signal = []
-last_buffer = {}  # the memory's entry in the last checkpoint
-BLOCK_BYTES = 2**25  # per file of the memory
 
 
 def fail(*problems):
@@ -208,30 +214,53 @@ def on_signal(signum, frame):
     print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
 
 
-def check_args(a, step=0):
-    inf, above = np.inf, ("tau", "exploration_fraction", "learning_rate")
-    ranges = dict(total_timesteps=(max(1, step), inf), seed=(0, 2**32 - 1), num_envs=(1, min(1024, a.buffer_size)))
-    ranges |= dict(batch_size=(1, a.buffer_size), gamma=(0, 1), start_e=(0, 1), end_e=(0, min(1, a.start_e)))
-    ranges |= dict(exploration_fraction=(0, 1), learning_starts=(0, a.total_timesteps - 1), train_frequency=(1, inf))
-    ranges |= dict(target_network_frequency=(1, inf), learning_rate=(0, inf), torch_threads=(0, os.cpu_count()))
-    ranges |= dict(eval_episodes=(int(bool(a.eval_checkpoint)), inf), checkpoint_frequency=(0, inf), tau=(0, 1))
-    problems = [
-        f"--{k.replace('_', '-')} must be in {'(' if k in above else '['}{lo}, {hi}{')' if hi == inf else ']'}, got {v}"
-        for k, (lo, hi) in ranges.items()
-        for v in [getattr(a, k)]
-        if not lo <= v <= hi or abs(v) == inf or k in above and v == lo
-    ]
-    if set("/\0:;,#?'") & set(a.exp_name) or len(f"{a.env_id}{a.exp_name}".encode()) > 200:
-        problems.append(f"--exp-name must be a short name without /:;,#?': {a.exp_name!r}")
-    if a.track and not importlib.util.find_spec("wandb"):
+def check_args(args, step=0):
+    ranges = dict(  # flag: (lowest, highest), both allowed
+        total_timesteps=(max(1, step), np.inf),
+        seed=(0, 2**32 - 1),
+        num_envs=(1, min(1024, args.buffer_size)),
+        batch_size=(1, args.buffer_size),
+        gamma=(0, 1),
+        tau=(0, 1),
+        start_e=(0, 1),
+        end_e=(0, min(1, args.start_e)),
+        exploration_fraction=(0, 1),
+        learning_starts=(0, args.total_timesteps - 1),
+        train_frequency=(1, np.inf),
+        target_network_frequency=(1, np.inf),
+        learning_rate=(0, np.inf),
+        torch_threads=(0, os.cpu_count()),
+        eval_episodes=(1 if args.eval_checkpoint else 0, np.inf),
+        checkpoint_frequency=(0, np.inf),
+    )
+    above_lowest = ("tau", "exploration_fraction", "learning_rate")  # these exclude their lowest value
+    problems = []
+    for flag, (low, high) in ranges.items():
+        value = getattr(args, flag)
+        in_range = low < value <= high if flag in above_lowest else low <= value <= high  # (NaN is in no range)
+        if not in_range or abs(value) == np.inf:
+            left = "(" if flag in above_lowest else "["
+            right = ")" if high == np.inf else "]"
+            problems.append(f"--{flag.replace('_', '-')} must be in {left}{low}, {high}{right}, got {value}")
+    if set("/\0:;,#?'") & set(args.exp_name) or len(f"{args.env_id}{args.exp_name}".encode()) > 200:
+        problems.append(f"--exp-name must be a short name without /:;,#?': {args.exp_name!r}")
+    if args.track and not importlib.util.find_spec("wandb"):
         problems.append("--track needs wandb: pip install wandb")
     try:
-        assert str(gym.spec(a.env_id).entry_point).startswith("ale_py"), "not an Atari env (see dqn.py)"
+        spec = gym.spec(args.env_id)
     except Exception as e:
-        problems.append(f"--env-id {a.env_id}: {e}")
-    free, row = max(psutil.virtual_memory().available - 2**30, 0), 84 * 84 + 24  # bytes per transition
-    if (need := a.buffer_size * row) > free and not a.eval_checkpoint:
-        problems.append(f"--buffer-size needs {need / 2**30:.1f} GiB: the largest that fits is {free // row:,}")
+        return problems + [f"--env-id {args.env_id}: {e}"]
+    if not str(spec.entry_point).startswith("ale_py"):
+        return problems + [f"--env-id {args.env_id}: not an Atari env (see dqn.py)"]
+    if spec.kwargs.get("frameskip", 1) != 1:
+        print(f"{SCRIPT}: note: {args.env_id}'s frame skip {spec.kwargs['frameskip']} is replaced by make_env's")
+    env = make_env(args.env_id, 0)()
+    memory = FrameReplayBuffer(1, env.observation_space, env.action_space)
+    row = sum(v[0].nbytes for v in vars(memory).values() if isinstance(v, np.ndarray))  # bytes per transition
+    free = max(psutil.virtual_memory().available - 2**30, 0)
+    if args.buffer_size * row > free and not args.eval_checkpoint:
+        needed = args.buffer_size * row / 2**30
+        problems.append(f"--buffer-size needs {needed:.1f} GiB: the largest that fits is {free // row:,}")
     return problems
 
 
@@ -246,66 +275,41 @@ def load_tensors(path):
 
 
 def fits(saved, fresh):
-    if isinstance(fresh, dict) and fresh:  # (an empty one: any dict)
-        return isinstance(saved, dict) and saved.keys() == fresh.keys() and all(fits(saved[k], fresh[k]) for k in fresh)
     if torch.is_tensor(fresh):
         return torch.is_tensor(saved) and (saved.shape, saved.dtype) == (fresh.shape, fresh.dtype)
     return type(saved) is type(fresh) or (type(fresh), type(saved)) in ((float, int), (type(None), str))
 
 
-def write_checkpoint(state, run_dir):
-    """Writes new block files, then replaces checkpoint.pt (which names them) in one rename, then deletes the rest."""
-    folder, rb = os.path.join(run_dir, "checkpoint"), state["buffer"]
-    path = os.path.join(folder, "checkpoint.pt")
+def misfits(saved, fresh):  # the keys whose values do not fit, or that only one has
+    return [k for k in {**fresh, **saved} if not fits(saved.get(k), fresh.get(k))]
+
+
+def lock_run_folder(run_dir):  # one process per run folder: the OS frees the lock when this one ends
+    os.makedirs(run_dir, exist_ok=True)
+    lock = open(f"{run_dir}/lock", "a+")
     try:
-        os.makedirs(folder, exist_ok=True)
-        state["buffer"] = save_buffer(rb, folder, last_buffer)
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fail(f"{run_dir} is in use by process {open(f'{run_dir}/lock').read()}")
+    lock.truncate(0)
+    print(os.getpid(), end="", file=lock, flush=True)
+    return lock
+
+
+def write_checkpoint(state, run_dir):
+    path = os.path.join(run_dir, "checkpoint", "checkpoint.pt")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "wb") as f:
             torch.save(state, f)
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
-        last_buffer.clear()
-        last_buffer.update(state["buffer"])
-        return rb.rewritten.clear() or True
+        return True
     except Exception as e:
         print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
-    finally:  # (a failed save's files too)
-        with contextlib.suppress(OSError):
-            for name in set(os.listdir(folder)) - {"checkpoint.pt", *last_buffer.get("files", {}).values()}:
-                os.remove(os.path.join(folder, name))
-
-
-def save_buffer(rb, folder, old):
-    """Writes each block with a row added since the `old` save (transition n: row n % len) or in `rb.rewritten`."""
-    arrays = fields(rb, np.ndarray)
-    rows = old.get("rows") or max(1, BLOCK_BYTES // sum(v[0].nbytes for v in arrays.values()))
-    since = old.get("added", 0)
-    n = np.r_[np.arange(since, min(rb.added, since + max(map(len, arrays.values()))) + 1), list(rb.rewritten)]
-    files = dict(old.get("files", {}))  # block: its file
-    for b in sorted({int(b) for v in arrays.values() for b in np.unique(n % len(v) // rows)}):
-        files[b] = f"buffer.{b}.{time.time_ns()}.npz"
-        with open(os.path.join(folder, files[b]), "wb") as f:
-            np.savez(f, **{k: v[b * rows : b * rows + rows] for k, v in arrays.items()})
-            os.fsync(f.fileno())
-    return {"added": rb.added, "rows": rows, "files": files, "plain": fields(rb, int, dict)}
-
-
-def fields(rb, *types):
-    return {k: v for k, v in vars(rb).items() if isinstance(v, types)}
-
-
-def load_buffer(rb, folder, entry):
-    if not fits(entry, {"added": 0, "rows": 0, "files": {}, "plain": fields(rb, int, dict)}):
-        raise ValueError("its replay memory differs from this FrameReplayBuffer's")
-    for b, name in entry["files"].items():
-        b *= entry["rows"]
-        with np.load(os.path.join(folder, name), allow_pickle=False) as f:
-            for k, v in fields(rb, np.ndarray).items():
-                saved, rows = f[k], v[b : b + entry["rows"]]
-                assert (saved.dtype, saved.shape) == (rows.dtype, rows.shape), f"{k} is {saved.dtype} {saved.shape}"
-                rows[:] = saved  # (numpy would cast or broadcast another dtype or shape)
-    vars(rb).update(entry["plain"])
-    last_buffer.update(entry)
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")
+        return False
 
 
 @torch.no_grad()
@@ -328,26 +332,37 @@ def evaluate(q_network, args, run_name, device, rng):
     return scores
 
 
+def is_checkpoint(saved, defaults):  # flags of Args' types, a step, the exploration's length
+    try:
+        flags_fit = all(fits(v, defaults.get(k, v)) for k, v in saved["args"].items())
+        step = saved["global_step"]
+        return flags_fit and type(step) is int and step >= 0 and 0 < saved["exploration_steps"] < np.inf
+    except Exception:
+        return False
+
+
 def parse_args(argv=None):
-    args, problems, saved = tyro.cli(Args, args=argv), [], None
+    args = tyro.cli(Args, args=argv)
+    problems = []
+    saved = None
     if args.resume:
-        (saved, path), defaults = load_tensors(args.resume), vars(Args())
-        try:
-            given, step = saved["args"], saved["global_step"]
-            assert all(fits(v, defaults.get(k, v)) for k, v in given.items()) and type(step) is int and step >= 0
-            assert 0 < saved["exploration_steps"] < np.inf
-        except Exception:
+        saved, path = load_tensors(args.resume)
+        defaults = vars(Args())
+        if not is_checkpoint(saved, defaults):
             fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
+        saved["path"] = path
+        given = saved["args"]
         for k in defaults.keys() - given.keys():
             print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
-        before, saved["path"] = {k: given.get(k, v) for k, v in defaults.items()}, path
+        before = {k: given.get(k, v) for k, v in defaults.items()}  # (a flag Args no longer has is dropped)
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
             for k, v in vars(args).items()
             if v != before[k] and k not in ("resume", "total_timesteps")
         ]
-    if problems := problems + check_args(args, saved["global_step"] if saved else 0):
+    problems += check_args(args, saved["global_step"] if saved else 0)
+    if problems:
         fail(*problems)
     return args, saved
 
@@ -368,12 +383,18 @@ if __name__ == "__main__":
     rng = np.random.default_rng(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    n_actions = gym.make(args.env_id).action_space.n
+    probe = make_env(args.env_id, args.seed)()
+    n_actions = probe.action_space.n
     q_network = QNetwork(n_actions).to(device)
     if path := args.eval_checkpoint:
-        saved = load_tensors((glob.glob(f"{glob.escape(path)}/*.pt") or [path])[0])[0]
+        if os.path.isdir(path):
+            run_lock = lock_run_folder(path)
+        models = glob.glob(f"{glob.escape(path)}/*.pt")  # a run folder's final model, if it was saved
+        saved, _ = load_tensors(models[0] if models else path)
+        if "q_network" in saved:  # a checkpoint, not a model
+            saved = saved["q_network"]
         try:
-            q_network.load_state_dict(saved.get("q_network", saved))
+            q_network.load_state_dict(saved)
         except Exception:
             fail(f"the network in '{path}' differs from QNetwork for this env")
         evaluate(q_network, args, os.path.basename(os.path.normpath(path)), device, rng)
@@ -381,50 +402,53 @@ if __name__ == "__main__":
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
-    obs_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    rb = FrameReplayBuffer(args.buffer_size, obs_space, gym.spaces.Discrete(n_actions), device, args.num_envs)
+    rb = FrameReplayBuffer(args.buffer_size, probe.observation_space, probe.action_space, device, args.num_envs)
     recent_returns = deque(maxlen=20)
     global_step = start_step = saved["global_step"] if saved else 0
-    trained = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
+    learner = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
 
     def checkpoint():
         _, key, *numpy_state = np.random.get_state()
+        # the replay memory: every field but its spaces and device; arrays as tensors
+        memory = {k: v for k, v in vars(rb).items() if not isinstance(v, (gym.Space, torch.device))}
         return dict(
             args=vars(args),
             global_step=global_step,
             exploration_steps=decay,
-            **{k: v.state_dict() for k, v in trained.items()},
+            **{k: v.state_dict() for k, v in learner.items()},
             rng=[torch.get_rng_state(), key.tolist(), numpy_state, rng.bit_generator.state],
-            buffer=rb,
+            buffer={k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in memory.items()},
         )
 
     if saved:
-        if wrong := [k for k, v in checkpoint().items() if k not in ("args", "buffer") and not fits(saved.get(k), v)]:
-            fail(f"the {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
+        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
+        if wrong := misfits(saved["buffer"], checkpoint()["buffer"]):
+            fail(f"the replay memory's {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
         try:
-            for k, v in trained.items():
+            for k, v in learner.items():
                 v.load_state_dict(saved[k])
             torch_state, key, numpy_state, rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(torch_state)
             np.random.set_state(("MT19937", np.array(key, np.uint32), *numpy_state))
-            load_buffer(rb, os.path.dirname(saved["path"]), saved["buffer"])
+            for k, v in saved["buffer"].items():
+                setattr(rb, k, v.numpy().copy() if torch.is_tensor(v) else v)
+            rb.ended = [True] * args.num_envs  # the envs are reset: each starts a new episode
         except Exception as e:
             fail(f"cannot resume from '{saved['path']}': {type(e).__name__}: {e}")
-        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
-        print(f"resumed {run_dir} at step {start_step:,}")
     else:
         run_dir = (
             f"runs/{args.env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
         )
-        while os.path.exists(run_dir):
-            run_dir += "+"
     run_name = os.path.basename(run_dir)
+    run_lock = lock_run_folder(run_dir)
+    if saved:
+        print(f"resumed {run_dir} at step {start_step:,}")
     if args.track:
         import wandb
 
-        run = dict(name=run_name, id=run_name.replace("+", "-"), resume="allow", sync_tensorboard=True, save_code=True)
+        run = dict(name=run_name, id=run_name, resume="allow", sync_tensorboard=True, save_code=True)
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args), **run)
-    writer = SummaryWriter(run_dir, purge_step=saved and start_step + 1)
+    writer = SummaryWriter(run_dir, purge_step=start_step + 1 if saved else None)  # (a resume drops later events)
     if not saved:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
@@ -436,9 +460,13 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game
     start_time = last_print = time.time()
-    sps = lambda: int((global_step - start_step) / (time.time() - start_time + 1e-9))
+
+    def steps_per_second():
+        return int((global_step - start_step) / (time.time() - start_time + 1e-9))
+
     obs, _ = envs.reset(seed=args.seed + start_step)
-    n_envs, num_iterations = args.num_envs, -(-args.total_timesteps // args.num_envs)
+    n_envs = args.num_envs
+    num_iterations = (args.total_timesteps + n_envs - 1) // n_envs  # (rounded up)
     for iteration in range(start_step // n_envs, num_iterations):
         global_step = iteration * n_envs
         # ALGO LOGIC: put action logic here
@@ -494,11 +522,13 @@ if __name__ == "__main__":
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", sps(), global_step)
+            writer.add_scalar("charts/SPS", steps_per_second(), global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if time.time() - last_print > 10 or iteration == num_iterations - 1:
-            last_print, mean = time.time(), np.mean(recent_returns or [np.nan])
-            print(f"step {global_step:,}  {sps():,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
+            last_print = time.time()
+            mean = np.mean(recent_returns or [np.nan])
+            sps = steps_per_second()
+            print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             write_checkpoint(checkpoint(), run_dir)
         if stop_signal:
@@ -511,10 +541,12 @@ if __name__ == "__main__":
     for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")) if args.track else []:
         wandb.log({"videos/" + video.split("/")[1]: wandb.Video(video)})
     if args.save_model or stop_signal:
-        torch.save(q_network.state_dict(), model := f"{run_dir}/{args.exp_name}.pt")
-        print(f"model saved to {model}")
+        model_path = f"{run_dir}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
     writer.close()
     if stop_signal:
-        resume = f"; continue with --resume {run_dir}" * bool(write_checkpoint(checkpoint(), run_dir))
-        print(f"{SCRIPT}: stopped at step {global_step:,}{resume}", file=sys.stderr)
+        written = write_checkpoint(checkpoint(), run_dir)
+        how_to_continue = f"; continue with --resume {run_dir}" if written else ""
+        print(f"{SCRIPT}: stopped at step {global_step:,}{how_to_continue}", file=sys.stderr)
         sys.exit(128 + stop_signal[0])

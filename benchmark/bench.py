@@ -8,7 +8,7 @@
     python benchmark/bench.py --cuda              # every program on the GPU (on a machine without one: says so)
     python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs,
                                                   # and what a step of each vector env of CartPole costs
-    python benchmark/bench.py --checkpoint        # only: saving a full 1M-step Atari replay memory, then 10k later
+    python benchmark/bench.py --checkpoint        # only: saving and reading a full 1M-step Atari replay memory
 
 The table's header names the CPU model, cores, torch version and date: figures hold for that machine only, so quote
 the ratios, which compare programs measured in the same run. For each configuration each program runs as a user
@@ -23,9 +23,9 @@ per env step, target period, epsilon schedule, no gradient clipping) and its ste
 Each program keeps its own numerics: SB3 and ours compute in float32; a --baseline ref from before e4a63a0 runs
 dqn_atari.py's update batches in bfloat16 on CPUs with AVX-512 bf16 (its --bf16 default then).
 Then the replay memory of dqn_atari.py: bytes per transition, what resident memory grows per stored step, and what
-`sample(32)` costs against SB3's plain ReplayBuffer. With --checkpoint, only the seconds and bytes of dqn_atari.py's
-checkpoint of a full 1M-step replay memory (SIGTERM with no earlier checkpoint), then of the next one 10k steps later
-(a periodic checkpoint, or SIGTERM 10k steps after one), written to a scratch folder.
+`sample(32)` costs against SB3's plain ReplayBuffer. With --checkpoint, only the bytes and seconds of dqn_atari.py's
+checkpoint of a full 1M-step replay memory, written to a scratch folder as the script writes it, and read back as a
+resume reads it.
 """
 
 import argparse
@@ -255,8 +255,9 @@ def buffer_numbers(capacity, fill):
         print(f"- sample(32), {label} of {fill:,}: {min(times) * 1e6:,.0f} us (best of 5 x 500)")
 
 
-def checkpoint_numbers(capacity, more):
-    """dqn_atari.py's checkpoint (networks, optimizer, replay memory) of a full buffer, then `more` steps later."""
+def checkpoint_numbers(capacity):
+    """dqn_atari.py's checkpoint (networks, optimizer, the whole replay memory) of a full buffer, written as the script
+    writes it, then read back as a resume reads it (the memory's arrays copied out of the mapped file)."""
     import gymnasium as gym
     import torch
 
@@ -269,28 +270,32 @@ def checkpoint_numbers(capacity, more):
     optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
     q_network(torch.zeros(1, 4, 84, 84)).sum().backward()
     optimizer.step()  # Adam's moments exist, as in a run
-    tensors = {
+    for _ in range(capacity):
+        rb.add(*steps[rb.added % len(steps)], {})
+    fields = {k: v for k, v in vars(rb).items() if not isinstance(v, (gym.Space, torch.device))}  # as checkpoint()
+    state = {
+        "global_step": rb.added,
         "q_network": q_network.state_dict(),
         "target_network": target_network.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "rng": [torch.get_rng_state()],
+        "buffer": {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in fields.items()},
     }
     with tempfile.TemporaryDirectory() as run_dir:
-        folder = os.path.join(run_dir, "checkpoint")
-        for label, adds in (("a full replay memory", capacity), (f"{more:,} steps later", more)):
-            for _ in range(adds):
-                rb.add(*steps[rb.added % len(steps)], {})
-            before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
-            start = time.perf_counter()
-            assert dqn_atari.write_checkpoint({"global_step": rb.added, "buffer": rb, **tensors}, run_dir)
-            seconds = time.perf_counter() - start
-            new = set(os.listdir(folder)) - before | {"checkpoint.pt"}
-            written = sum(os.path.getsize(os.path.join(folder, f)) for f in new)
-            print(
-                f"- checkpoint of {label} (FrameReplayBuffer({capacity:,}), {rb.added:,} steps added): {seconds:.1f} s "
-                f"to write {written / 2**20:,.0f} MiB in {len(new)} files",
-                flush=True,
-            )
+        start = time.perf_counter()
+        assert dqn_atari.write_checkpoint(state, run_dir)
+        written = time.perf_counter() - start
+        path = os.path.join(run_dir, "checkpoint", "checkpoint.pt")
+        start = time.perf_counter()
+        saved, _ = dqn_atari.load_tensors(path)
+        arrays = {k: v.numpy().copy() for k, v in saved["buffer"].items() if torch.is_tensor(v)}
+        read = time.perf_counter() - start
+        assert np.array_equal(arrays["frames"], rb.frames)
+        size = os.path.getsize(path) / 2**20
+        print(
+            f"- checkpoint of a full replay memory (FrameReplayBuffer({capacity:,})): {size:,.0f} MiB written in "
+            f"{written:.1f} s, read back in {read:.1f} s",
+            flush=True,
+        )
 
 
 def profile(steps, before, n_envs):
@@ -424,7 +429,7 @@ if __name__ == "__main__":
         if not torch.cuda.is_available():  # nothing to measure: say so, and leave
             sys.exit(print("bench.py: --cuda: this machine has no CUDA device; nothing was measured", file=sys.stderr))
     if options.checkpoint:
-        sys.exit(checkpoint_numbers(1_000_000, 10_000))
+        sys.exit(checkpoint_numbers(1_000_000))
     if options.profile:
         for n_envs in (1, 8):
             profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000, n_envs)

@@ -15,7 +15,8 @@ folder that every node sees at the same path (a shared filesystem; checked befor
   <out>/logs/        each run's console (<exp>__<env>__<seed>.log, one header line per attempt) and a .done marker
 
 A run that dies is not lost. A run killed by a signal (a lost worker or node, preemption, the OOM killer) is retried
-by Ray (`--retries`), and the retry continues with `--resume` from the run's last checkpoint. A sweep that is
+by Ray (`--retries`), and the retry continues with `--resume` from the run's last checkpoint, once no live process holds
+the run's folder (the scripts lock it while they run). A sweep that is
 stopped (Ctrl-C: every run saves a checkpoint) and started again skips the runs marked done and resumes the others.
 A run that fails on its own (bad flags, a crash) is not retried; the summary names its log.
 """
@@ -67,6 +68,9 @@ def run_task(job, out, token):
                 os.makedirs(os.path.join(out, "abandoned"), exist_ok=True)
                 shutil.move(d, os.path.join(out, "abandoned", os.path.basename(d)))
         resume = ["--resume", os.path.relpath(resumable[-1], out)] if resumable else []
+        if resume:  # the script refuses a run folder that another live process holds: wait until it is free
+            with open(os.path.join(resumable[-1], "lock"), "a") as held:
+                fcntl.lockf(held, fcntl.LOCK_EX)
         with open(os.path.join(out, "logs", name + ".log"), "a") as log:
             log.write(
                 f"== runner: attempt on {host} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "

@@ -146,7 +146,7 @@ def test_help_says_how_steps_are_counted_with_several_envs(workdir):
     text = " ".join(run_script("dqn.py", "--help", cwd=workdir).stdout.replace("│", " ").split())
     for flag in ("--train-frequency", "--target-network-frequency", "--learning-starts", "--exploration-fraction"):
         assert flag in text
-    assert "summed over all environments" in text
+    assert "summed over all envs" in text
 
 
 def test_updates_and_epsilon_count_env_steps_whatever_num_envs(workdir):

@@ -312,10 +312,8 @@ BAD_INPUT = [
     (["--buffer-size", 10**10], ["--buffer-size needs"]),
     (["--learning-starts", 10**8], ["--learning-starts"]),
     (["--tau", 2], ["--tau"]),
-    (
-        ["--env-id", "Breakout-v3", "--tau", 2, "--buffer-size", 10**10],
-        ["--tau", "Breakout-v4", "--buffer-size needs"],
-    ),
+    (["--env-id", "PongNoFrameskip-v4", "--tau", 2, "--buffer-size", 10**10], ["--tau", "--buffer-size needs"]),
+    (["--env-id", "Breakout-v3", "--tau", 2], ["--tau", "Breakout-v4"]),  # (an unknown env: its memory is unknown)
 ]
 
 
@@ -329,9 +327,18 @@ def test_bad_input_gives_one_line_per_problem_and_no_run_folder(workdir, flags, 
     assert not os.path.exists(os.path.join(workdir, "runs"))
 
 
-def test_every_atari_id_plays_4_frames_per_step_whatever_its_registered_frame_skip():
+def test_every_atari_id_plays_4_frames_per_step_whatever_its_registered_frame_skip(capsys):
+    """An id registered with another frame skip gets make_env's, and one note line says so."""
     for env_id in ["Breakout-v0", "Breakout-v4", "ALE/Breakout-v5", "ShortBreakoutNoFrameskip-v4"]:
         assert dqn_atari.check_args(dqn_atari.Args(env_id=env_id, buffer_size=1000)) == []
+        notes = capsys.readouterr().out.splitlines()
+        if "NoFrameskip" in env_id:
+            assert notes == []
+        else:
+            assert notes == [
+                f"dqn_atari.py: note: {env_id}'s frame skip {gym.spec(env_id).kwargs['frameskip']} "
+                "is replaced by make_env's"
+            ], notes
         env = dqn_atari.make_env(env_id, 0)()
         env.reset(seed=0)
         frames = env.unwrapped.ale.getEpisodeFrameNumber()
@@ -343,7 +350,8 @@ def test_every_atari_id_plays_4_frames_per_step_whatever_its_registered_frame_sk
 def test_training_with_the_frame_buffer_matches_training_with_sb3_plain_buffer(workdir):
     """The same seed gives the same losses and returns whichever buffer stores the transitions."""
     source = open(os.path.join(ROOT, "dqn_atari.py")).read()
-    line = "rb = FrameReplayBuffer(args.buffer_size, obs_space, gym.spaces.Discrete(n_actions), device, args.num_envs)"
+    spaces = "probe.observation_space, probe.action_space"
+    line = f"rb = FrameReplayBuffer(args.buffer_size, {spaces}, device, args.num_envs)"
     plain = line.replace("FrameReplayBuffer(", "ReplayBuffer(").replace(
         "args.num_envs)", "args.num_envs, handle_timeout_termination=False)"
     )

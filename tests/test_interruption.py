@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -48,9 +47,14 @@ def manifest(run_dir):
     return torch.load(os.path.join(run_dir, "checkpoint", "checkpoint.pt"), weights_only=True)
 
 
+def tree(path):
+    """Each file under `path` with its size."""
+    return sorted((os.path.join(d, n), os.path.getsize(os.path.join(d, n))) for d, _, fs in os.walk(path) for n in fs)
+
+
 def checkpoint_files(run_dir):
-    """The files a run's checkpoint is made of: checkpoint.pt and the replay-memory files it names."""
-    return {"checkpoint.pt", *(manifest(run_dir)["buffer"] or {}).get("files", {}).values()}
+    """The files a run's checkpoint is made of: one, the memory included."""
+    return {"checkpoint.pt"}
 
 
 @pytest.mark.parametrize("script,sig,code", [("dqn.py", signal.SIGINT, 130), ("dqn_atari.py", signal.SIGTERM, 143)])
@@ -179,9 +183,8 @@ def test_checkpoint_that_cannot_be_written_keeps_the_last_good_one_and_the_run_g
     assert scalars(run_dir)["charts/SPS"][-1][0] == 3000
 
 
-# A kill -9 at moments of the second checkpoint (step 2000): in the middle of a file (dqn.py's one file, or a
-# replay-memory file of dqn_atari.py), after all its new files but before checkpoint.pt is replaced, and after the
-# replace but before the first checkpoint's files go (dqn_atari.py: dqn.py leaves nothing behind).
+# A kill -9 at moments of the second checkpoint (step 2000): in the middle of its file, and after the file is written
+# but before it replaces checkpoint.pt.
 KILLER = """
 import os, runpy, signal, sys
 import numpy as np, torch
@@ -201,12 +204,9 @@ def kill_at_call(function, n, calls=[]):
     return patched
 
 if moment == "in-a-file":
-    torch.save = kill_at_call(torch.save, 2) if script.endswith("dqn.py") else torch.save
-    np.savez = kill_at_call(np.savez, 2)
-elif moment == "before-the-commit":
-    os.replace = kill_at_call(os.replace, 2)
+    torch.save = kill_at_call(torch.save, 2)
 else:
-    os.remove = kill_at_call(os.remove, 1)
+    os.replace = kill_at_call(os.replace, 2)
 runpy.run_path(script, run_name="__main__")
 """
 
@@ -217,7 +217,7 @@ runpy.run_path(script, run_name="__main__")
         ("dqn.py", "in-a-file", 1000),
         ("dqn.py", "before-the-commit", 1000),
         ("dqn_atari.py", "in-a-file", 1000),
-        ("dqn_atari.py", "before-the-cleanup", 2000),
+        ("dqn_atari.py", "before-the-commit", 1000),
     ],
 )
 def test_a_kill_during_a_save_leaves_a_checkpoint_that_loads_and_resumes(workdir, script, moment, step):
@@ -251,74 +251,20 @@ def test_a_kill_during_a_save_leaves_a_checkpoint_that_loads_and_resumes(workdir
     assert set(os.listdir(os.path.join(run_dir, "checkpoint"))) == checkpoint_files(run_dir), "nothing left behind"
 
 
-def synthetic_stream(count, length=7, frame_shape=(8, 8)):
-    """(obs, next_obs, action, reward, done) of episodes of `length` steps whose frames are numbered."""
-    frame, stream, i = lambda i: np.full(frame_shape, i % 251 + 1, np.uint8), [], 0
-    while len(stream) < count:
-        obs = np.repeat(frame(i)[None, None], 4, axis=1)  # an episode's first stack: 4 copies of its first frame
-        for t in range(length):
-            i += 1
-            next_obs = np.concatenate([obs[:, 1:], frame(i)[None, None]], axis=1)
-            done = np.array([t == length - 1])
-            stream.append((obs, next_obs, np.array([t % 4]), np.array([1.0], np.float32), done, {"_final_obs": done}))
-            obs = next_obs
-        i += 1
-    return stream[:count]
-
-
-@pytest.mark.parametrize("mark", [True, False])
-def test_a_checkpoint_writes_only_new_or_rewritten_rows_and_deletes_superseded_files(monkeypatch, tmp_path, mark):
-    """dqn_atari.py's replay memory is saved by blocks of rows: a checkpoint writes the blocks that rows added since the
-    last one fall in, and those with a row marked in `rewritten` (a value written after its add); an unmarked write to
-    a kept block is not seen."""
-    sys.path.insert(0, ROOT)
-    import dqn_atari as module
-
-    obs_space, act_space = gym.spaces.Box(0, 255, (4, 8, 8), np.uint8), gym.spaces.Discrete(4)
-    rb, stream, run_dir = module.FrameReplayBuffer(1000, obs_space, act_space), synthetic_stream(2000), str(tmp_path)
-    row = sum(v[0].nbytes for v in vars(rb).values() if isinstance(v, np.ndarray))
-    monkeypatch.setattr(module, "BLOCK_BYTES", 100 * row)  # blocks of 100 rows
-    monkeypatch.setattr(module, "last_buffer", {})  # what the script's last checkpoint saved: nothing yet
-    folder = os.path.join(run_dir, "checkpoint")
-
-    def save():  # {block: its file}
-        assert module.write_checkpoint({"global_step": rb.added, "buffer": rb}, run_dir)
-        return {int(f.split(".")[1]): f for f in os.listdir(folder) if f.startswith("buffer")}
-
-    for transition in stream[:1500]:
-        rb.add(*transition)
-    first = save()
-    assert sorted(first) == list(range(11)), "every row, in blocks of 100 (frames has 1004 rows)"
-    for transition in stream[1500:1750]:  # rows 500..750 of the 1000-row arrays, 496..746 of frames
-        rb.add(*transition)
-    rb.rewards[1620 % 1000] = 7.0  # transition 1620: a value written after its add (a back-filled return)
-    rb.rewritten.update([1620] if mark else [])
-    rb.rewards[0] = 9.0  # transition 1000, in a kept block (rows 0..99), changed
-    rb.rewritten.update([1000] if mark else [])  # (row 1000 of frames: block 10)
-    second = save()
-    written = sorted(b for b in second if second[b] != first[b])
-    assert written == [0] * mark + [4, 5, 6, 7] + [10] * mark, "the blocks of new rows, and the marked ones"
-    assert sorted(os.listdir(folder)) == sorted(["checkpoint.pt", *second.values()]), "superseded files deleted"
-    assert not rb.rewritten, "a checkpoint clears the marks it saved"
-    loaded = module.FrameReplayBuffer(1000, obs_space, act_space)
-    module.load_buffer(loaded, folder, torch.load(os.path.join(folder, "checkpoint.pt"), weights_only=True)["buffer"])
-    assert loaded.rewards[1620 % 1000] == 7.0, "rows added since the last save are always saved"
-    assert loaded.rewards[0] == (9.0 if mark else 1.0), "an unmarked rewrite of a kept row is not seen"
-    assert all(np.array_equal(v, getattr(loaded, k)) for k, v in vars(rb).items() if isinstance(v, np.ndarray)) == mark
-
-
 def test_a_replay_memory_saved_in_another_layout_is_refused_in_one_line(workdir):
-    """An earlier version's checkpoint named its files in a list of transition blocks: it is refused, not misread."""
+    """An earlier version's checkpoint kept the memory in block files it named: it is refused, not misread."""
     flags = ["--total-timesteps", 600, "--checkpoint-frequency", 600, "--eval-episodes", 0]
     assert run_script("dqn_atari.py", *FLAGS["dqn_atari.py"], *flags, cwd=workdir).returncode == 0
     run_dir = run_dirs(workdir)[0]
     state = manifest(run_dir)
-    state["buffer"]["files"] = sorted(state["buffer"]["files"].values())
+    state["buffer"] = {"added": 600, "rows": 100, "files": {0: "buffer.0.1.npz"}, "fields": {"pos": 600}}
     torch.save(state, os.path.join(run_dir, "checkpoint", "checkpoint.pt"))
+    before = tree(run_dir)
     result = run_script("dqn_atari.py", "--resume", run_dir, "--total-timesteps", 900, cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("dqn_atari.py: error: cannot resume from") and "replay memory differs" in line, line
+    assert line.startswith("dqn_atari.py: error: the replay memory's") and "rows, files, fields" in line, line
+    assert tree(run_dir) == before, "nothing written"
 
 
 # ---- loading runs no code ------------------------------------------------------------------------
@@ -516,3 +462,39 @@ def test_resume_from_something_that_is_not_a_checkpoint_gives_one_clear_line(wor
     result = run_script("dqn.py", "--resume", os.path.join(ROOT, path), cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "cannot read" in result.stderr, result.stderr
+
+
+# ---- one process per run folder ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["dqn.py", "dqn_atari.py"])
+def test_two_resumes_of_one_run_at_once_give_one_refusal_naming_the_holder(workdir, script):
+    flags = ["--total-timesteps", 600, "--checkpoint-frequency", 600]
+    assert run_script(script, *FLAGS[script], *flags, cwd=workdir).returncode == 0
+    [run_dir] = run_dirs(workdir)
+    first = start(script, workdir, "--resume", run_dir, "--total-timesteps", 10**7)
+    deadline = time.time() + 120
+    while open(os.path.join(run_dir, "lock")).read() != str(first.pid):  # the first holds the folder
+        assert first.poll() is None and time.time() < deadline, first.communicate()
+        time.sleep(0.05)
+    events = sorted(glob.glob(os.path.join(run_dir, "events.*")))
+    second = run_script(script, *FLAGS[script], "--resume", run_dir, "--total-timesteps", 10**7, cwd=workdir)
+    assert first.poll() is None, "the first goes on"
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    lines = second.stderr.strip().splitlines()
+    assert second.returncode != 0 and len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
+    assert f"{script}: error: {run_dir} is in use by process {first.pid}" in lines[0]
+    assert sorted(glob.glob(os.path.join(run_dir, "events.*"))) == events, "the refused one wrote no events"
+
+
+def test_a_killed_run_frees_its_folder_for_a_resume(workdir):
+    """The lock is the OS's: a run killed with SIGKILL leaves no stale lock behind."""
+    proc = start("dqn.py", workdir, "--total-timesteps", 10**7, "--checkpoint-frequency", 500)
+    wait_for(os.path.join(workdir, "runs", "*", "checkpoint", "checkpoint.pt"), proc)
+    proc.kill()
+    proc.communicate()
+    [run_dir] = run_dirs(workdir)
+    step = manifest(run_dir)["global_step"]
+    result = run_script("dqn.py", *FLAGS["dqn.py"], "--resume", run_dir, "--total-timesteps", step + 500, cwd=workdir)
+    assert result.returncode == 0 and f"at step {step:,}" in result.stdout, result.stderr

@@ -50,7 +50,9 @@ def run_copy(path, *flags, cwd):
 def in_process(monkeypatch, workdir, path, *flags):
     monkeypatch.chdir(workdir)
     monkeypatch.setattr(sys, "argv", [path, "--no-cuda", *map(str, flags)])
-    return runpy.run_path(path, run_name="__main__")
+    namespace = runpy.run_path(path, run_name="__main__")
+    namespace["run_lock"].close()  # the run is over: its folder is free, as at the end of its process
+    return namespace
 
 
 def tree(path):
@@ -77,8 +79,7 @@ def test_a_dueling_q_network_trains_checkpoints_resumes_and_evaluates(workdir):
 def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_checkpoint_code(
     monkeypatch, workdir, script
 ):
-    """A priority per transition, written at its add and back-filled later (dqn_atari.py marks the rewritten row, as
-    FrameReplayBuffer's docstring says; dqn.py saves its small memory whole)."""
+    """A priority per transition, written at its add and back-filled later: a checkpoint saves the whole memory."""
     add = "        rb.add(obs, real_next_obs, actions, rewards, terminations, infos)\n"
     backfill = "        rb.priorities[(rb.pos - 3) % rb.buffer_size] += 0.5  # three transitions back\n"
     if script == "dqn.py":
@@ -102,7 +103,7 @@ def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_che
                 "        self.rewards[self.pos], self.dones[self.pos] = reward, done\n"
                 "        self.priorities[self.pos] = 1.0 + self.added\n",
             ),
-            (add, add + backfill + "        rb.rewritten.add(rb.added - 3)\n"),
+            (add, add + backfill),
         ]
     flags = "--total-timesteps 900 --learning-starts 300 --buffer-size 600 --checkpoint-frequency 300 --end-e 0.5"
     path = edited(workdir, script, *edits)
@@ -113,18 +114,21 @@ def test_a_new_replay_memory_field_is_saved_and_restored_with_no_edit_to_the_che
     assert np.array_equal(resumed.priorities, first.priorities)
 
 
-def test_a_replay_memory_field_saved_with_another_dtype_is_refused_not_cast(workdir):
-    """numpy would cast (or broadcast) a saved block into a changed field in silence: the resume names the field."""
+@pytest.mark.parametrize("optimize", ["", "1"])
+def test_a_replay_memory_field_saved_with_another_dtype_is_refused_not_cast(workdir, optimize):
+    """A saved array of another dtype is not cast into a changed field in silence: the resume names the field, also
+    under `python -O` (no check is an `assert`)."""
     flags = "--total-timesteps 600 --learning-starts 300 --buffer-size 400 --checkpoint-frequency 600 --eval-episodes 0"
     run_copy(os.path.join(ROOT, "dqn_atari.py"), *flags.split(), cwd=workdir)
     [run_dir] = run_dirs(workdir)
     old = "        self.rewards = np.zeros((self.buffer_size, n_envs), np.float32)\n"
     path = edited(workdir, "dqn_atari.py", (old, old.replace("float32", "float64")))
     before = tree(workdir)
-    result = run_script(path, "--resume", run_dir, "--total-timesteps", 900, "--no-cuda", cwd=workdir)
+    environ = {"PYTHONOPTIMIZE": optimize}
+    result = run_script(path, "--resume", run_dir, "--total-timesteps", 900, "--no-cuda", cwd=workdir, env=environ)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "cannot resume" in lines[0] and "rewards is float32" in lines[0], lines
+    assert "error: the replay memory's rewards saved in" in lines[0], lines
     assert tree(workdir) == before, "nothing written"
 
 
@@ -178,6 +182,63 @@ def test_a_network_that_does_not_fit_is_refused_with_one_line_and_nothing_writte
     result = run_script(path, flag.split()[0], target, "--no-cuda", cwd=workdir)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "q_network" in lines[0] and "differ" in lines[0] or "differs from QNetwork" in lines[0], lines
+    assert "cannot resume from" in lines[0] and "QNetwork" in lines[0] or "differs from QNetwork" in lines[0], lines
     assert tree(workdir) == before, "nothing written"
     shutil.rmtree(os.path.join(workdir, "copy"))
+
+
+@pytest.mark.parametrize("script", ["dqn.py", "dqn_atari.py"])
+def test_a_plain_field_of_the_replay_memory_is_restored_and_a_changed_one_refused_by_name(monkeypatch, workdir, script):
+    """A float kept by the memory (a prioritized replay's largest priority), with no edit to the checkpoint code."""
+    if script == "dqn.py":
+        init = (
+            "    recent_returns = deque(maxlen=20)\n",
+            "    rb.max_priority = 1.0\n    recent_returns = deque(maxlen=20)\n",
+        )
+        grow = (
+            "        rb.add(obs, real_next_obs,",
+            "        rb.max_priority += 0.5\n        rb.add(obs, real_next_obs,",
+        )
+    else:
+        init = ("        self.added = 0", "        self.max_priority = 1.0\n        self.added = 0")
+        grow = ("        self.added += 1\n", "        self.added += 1\n        self.max_priority += 0.5\n")
+    flags = "--total-timesteps 600 --learning-starts 300 --buffer-size 400 --checkpoint-frequency 600 --eval-episodes 0"
+    path = edited(workdir, script, init, grow)
+    first = in_process(monkeypatch, workdir, path, *flags.split())["rb"]
+    assert first.max_priority == 1.0 + 0.5 * 600, "one add per step"
+    [run_dir] = run_dirs(workdir)
+    resumed = in_process(monkeypatch, workdir, path, "--resume", run_dir)["rb"]  # nothing left to train
+    assert resumed.max_priority == first.max_priority
+    changed = edited(workdir, script, (init[0], init[1].replace("1.0", "[1.0]")), grow)  # now a list
+    before = tree(os.path.join(workdir, "runs"))
+    result = run_script(changed, "--resume", run_dir, "--total-timesteps", 900, "--no-cuda", cwd=workdir)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "max_priority" in lines[0], lines
+    assert tree(os.path.join(workdir, "runs")) == before, "nothing written"
+
+
+def test_a_96x96_preprocessing_changes_only_make_env_and_qnetwork_and_resumes(monkeypatch, workdir):
+    """The memory's frame shape and its bytes per transition follow the env's observation space."""
+    path = edited(
+        workdir,
+        "dqn_atari.py",
+        (
+            "gym.wrappers.ReshapeObservation(sb3.WarpFrame(env), (84, 84))",
+            "gym.wrappers.ReshapeObservation(sb3.WarpFrame(env, 96, 96), (96, 96))",
+        ),
+        ("nn.Linear(3136, 512)", "nn.Linear(4096, 512)"),  # 64 x 8 x 8 after the convolutions
+    )
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        module = runpy.run_path(path)  # (not as __main__: its functions only)
+    finally:
+        sys.path.remove(os.path.dirname(path))
+    [problem] = module["check_args"](module["Args"](buffer_size=10**9))
+    assert f"needs {10**9 * (96 * 96 + 24) / 2**30:.1f} GiB" in problem, problem
+    flags = "--total-timesteps 600 --learning-starts 300 --buffer-size 400 --checkpoint-frequency 600 --eval-episodes 0"
+    first = in_process(monkeypatch, workdir, path, *flags.split())["rb"]
+    assert first.frames.shape[2:] == (96, 96) and first.frames.any()
+    [run_dir] = run_dirs(workdir)
+    resumed = in_process(monkeypatch, workdir, path, "--resume", run_dir)["rb"]
+    assert np.array_equal(resumed.frames, first.frames) and resumed.added == first.added

@@ -312,3 +312,20 @@ def test_same_tags_tells_a_changed_result_from_an_unchanged_one():
     assert same_tags.tags(source, "dqn.py", flags) == first, "the same seed gives the same values"
     changed = same_tags.tags(source.replace("gamma: float = 0.99", "gamma: float = 0.9"), "dqn.py", flags)
     assert changed["losses/td_loss"] != first["losses/td_loss"] and changed["charts/epsilon"] == first["charts/epsilon"]
+
+
+def test_generated_mutants_change_one_place_each_and_every_listed_equivalent_is_still_generated():
+    import mutate
+
+    generated = set()
+    for script in ("dqn.py", "dqn_atari.py"):
+        with open(os.path.join(ROOT, script)) as f:
+            lines = f.read().splitlines()
+        found = mutate.mutants(script)
+        assert len(found) > 200
+        for m in found:
+            changed = [i for i, (a, b) in enumerate(zip(lines, m["source"].decode().splitlines())) if a != b]
+            assert changed and changed[0] == m["line"] - 1, m
+            generated.add((script, m["was"], m["now"]))
+        assert not any("print(" in m["was"] or "fail(" in m["was"] for m in found)  # out of scope
+    assert set(mutate.EQUIVALENT) <= generated, "an equivalent mutant no longer matches its script: update the list"

@@ -34,8 +34,44 @@ def test_events_happen_once_per_multiple_of_their_period_whatever_the_number_of_
 
 def test_q_network_is_the_cleanrl_mlp():
     net = dqn.QNetwork(4, 2)
-    assert [m.out_features for m in net.network if isinstance(m, torch.nn.Linear)] == [120, 84, 2]
-    assert net(torch.zeros(5, 4)).shape == (5, 2)
+    keys = ("in_features", "out_features")
+    layers = [(type(m).__name__, *(getattr(m, k) for k in keys if hasattr(m, k))) for m in net.network]
+    assert layers == [("Linear", 4, 120), ("ReLU",), ("Linear", 120, 84), ("ReLU",), ("Linear", 84, 2)]
+    x = torch.randn(5, 4)
+    assert torch.equal(net(x), net.network(x))
+
+
+def test_evaluation_plays_whole_episodes_each_from_a_reset_and_closes_its_env(monkeypatch, workdir):
+    from types import SimpleNamespace
+
+    calls, make_env = [], dqn.make_env
+
+    def recorded(*a, **k):
+        def thunk():
+            env = make_env(*a, **k)()
+            step, reset, close = env.step, env.reset, env.close
+
+            def stepped(action):
+                result = step(action)
+                calls.append("end" if result[2] or result[3] else "step")
+                return result
+
+            env.step = stepped
+            env.reset = lambda **kw: calls.append("reset") or reset(**kw)
+            env.close = lambda: calls.append("close") or close()
+            return env
+
+        return thunk
+
+    monkeypatch.setattr(dqn, "make_env", recorded)
+    monkeypatch.chdir(workdir)
+    args = SimpleNamespace(env_id="CartPole-v1", seed=1, end_e=0.0, eval_episodes=3, capture_video=False)
+    returns = dqn.evaluate(dqn.QNetwork(4, 2), args, "eval", "cpu", np.random.default_rng(0))
+    episodes = " ".join(calls).split("reset")[1:]  # what follows each reset
+    assert calls[0] == "reset" and calls[-1] == "close" and calls.count("close") == 1
+    assert [e.split() for e in episodes[:3]] == [["step"] * (len(e.split()) - 1) + ["end"] for e in episodes[:3]]
+    assert returns == [float(len(e.split())) for e in episodes[:3]]  # CartPole: a reward of 1 per step
+    assert not os.path.exists("videos"), "no video without --capture-video"
 
 
 # ---- the replay memory holds the right transitions (read from the script's own buffer) -----------
@@ -196,6 +232,13 @@ def test_run_logs_cleanrl_tags_and_is_reproducible(workdir):
         assert tag in tags
     assert len(tags["eval/episodic_return"]) == 2
     assert len(returns[0]) > 20 and returns[0] == returns[1]
+    # each episode is logged at the step it ends, with its return (CartPole: 1 per step) and its length
+    lengths = tags["charts/episodic_length"]
+    assert tags["charts/episodic_return"] == lengths
+    assert [step for step, _ in lengths] == np.cumsum([length for _, length in lengths]).tolist()
+    # the loss and the mean Q are logged at the same steps, every 100 from the first update on
+    steps = [step for step, _ in tags["losses/td_loss"]]
+    assert steps == list(range(1100, 4001, 100)) and [step for step, _ in tags["losses/q_values"]] == steps
 
 
 @pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])

@@ -495,6 +495,27 @@ def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workd
         assert agree == 1.0 if e == 0 else agree < 0.5, (e, agree)
 
 
+def test_q_network_is_the_nature_cnn_on_frames_scaled_to_0_1():
+    net = dqn_atari.QNetwork(6)
+    keys = ("in_channels", "out_channels", "kernel_size", "stride", "in_features", "out_features")
+    layers = [(type(m).__name__, *(getattr(m, k) for k in keys if hasattr(m, k))) for m in net.network]
+    assert layers == [
+        ("Conv2d", 4, 32, (8, 8), (4, 4)),
+        ("ReLU",),
+        ("Conv2d", 32, 64, (4, 4), (2, 2)),
+        ("ReLU",),
+        ("Conv2d", 64, 64, (3, 3), (1, 1)),
+        ("ReLU",),
+        ("Flatten",),
+        ("Linear", 3136, 512),
+        ("ReLU",),
+        ("Linear", 512, 6),
+    ]
+    frames = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(net(frames), net.network(frames / 255.0))
+
+
 def test_evaluation_is_greedy_at_epsilon_zero(monkeypatch):
     from types import SimpleNamespace
 

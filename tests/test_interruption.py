@@ -120,9 +120,16 @@ def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script)
         "--eval-episodes",
         0,
     )  # the buffer wraps around
-    rngs = np.random.get_state(), torch.get_rng_state()  # as saved: the run ends right after
     run_dir = run_dirs(workdir)[0]
     assert manifest(run_dir)["global_step"] == 900
+    path = f"{run_dir}/checkpoint/checkpoint.pt"  # its random states made ones that no run of seed 1 has
+    saved = torch.load(path, weights_only=True)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    _, key, *numpy_state = np.random.get_state()
+    saved["rng"] = [torch.get_rng_state(), key.tolist(), numpy_state, np.random.default_rng(123).bit_generator.state]
+    torch.save(saved, path)
+    rngs = np.random.get_state(), torch.get_rng_state()
     resumed = run_in_process(monkeypatch, workdir, script, "--resume", run_dir)  # nothing left to train
     for net in ("q_network", "target_network"):
         for a, b in zip(resumed[net].state_dict().values(), first[net].state_dict().values()):
@@ -133,7 +140,7 @@ def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script)
         assert all(torch.equal(a[k], b[k]) for k in a)
     np.testing.assert_equal(np.random.get_state(), rngs[0])
     assert torch.equal(torch.get_rng_state(), rngs[1])
-    assert resumed["rng"].bit_generator.state == first["rng"].bit_generator.state
+    assert resumed["rng"].bit_generator.state == np.random.default_rng(123).bit_generator.state
     assert_same_buffer(resumed["rb"], first["rb"])
     assert first["rb"].full
 

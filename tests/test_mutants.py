@@ -116,6 +116,56 @@ MUTANTS = [
         "real_next_obs[i] = next_obs[i]",
         "truncated",
     ),
+    # found by benchmark/mutate.py (benchmark/results/mutants/): survivors of the tests before, each killed since
+    (
+        "dqn.py",
+        "a ReLU moved: two linear layers in a row",
+        "nn.ReLU(),\n            nn.Linear(120, 84),",
+        "nn.Linear(120, 84),\n            nn.ReLU(),",
+        "q_network",
+    ),
+    (
+        "dqn.py",
+        "evaluation goes on stepping a finished episode",
+        'returns.append(float(info["episode"]["r"]))\n            obs, _ = env.reset()',
+        'returns.append(float(info["episode"]["r"]))',
+        "evaluation_plays",
+    ),
+    (
+        "dqn.py",
+        "the evaluation's env left open",
+        '    env.close()\n    print(f"eval:',
+        '    print(f"eval:',
+        "evaluation_plays",
+    ),
+    (
+        "dqn.py",
+        "evaluation records a video without --capture-video",
+        'args.capture_video, f"{run_name}-eval")',
+        'f"{run_name}-eval", args.capture_video)',
+        "evaluation_plays",
+    ),
+    (
+        "dqn.py",
+        "an episode's return logged as its step, and its step as its return",
+        'writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)',
+        'writer.add_scalar("charts/episodic_return", global_step, episode["r"][i])',
+        "cleanrl_tags",
+    ),
+    (
+        "dqn.py",
+        "the mean Q logged at a step of its value",
+        'writer.add_scalar("losses/q_values", old_val.mean().item(), global_step)',
+        'writer.add_scalar("losses/q_values", global_step, old_val.mean().item())',
+        "cleanrl_tags",
+    ),
+    (
+        "dqn.py",
+        "a resume keeps torch's random state as seeded, not as saved",
+        "            torch.set_rng_state(torch_state)\n",
+        "",
+        "test_interruption.py::state_after_resume and dqn.py",
+    ),
 ]
 
 
@@ -130,7 +180,8 @@ def run_mutant(folder, script, name, old, new, tests):
         return None, f"the mutant '{name}' no longer matches {script}: update it with the script"
     with open(os.path.join(folder, script), "w") as f:
         f.write(source.replace(old, new))
-    test_file = os.path.join(TESTS, "test_dqn_atari.py" if script == "dqn_atari.py" else "test_dqn.py")
+    test_file, _, tests = tests.rpartition("::")  # (a test file of its own, or the script's)
+    test_file = os.path.join(TESTS, test_file or ("test_dqn_atari.py" if script == "dqn_atari.py" else "test_dqn.py"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests],
         env={**os.environ, "DQN_SCRIPTS": folder, "OMP_NUM_THREADS": "1"},

@@ -30,6 +30,7 @@ caught by a new rule test or be listed in EQUIVALENT below with the reason it ca
 
 import argparse
 import ast
+import hashlib
 import json
 import os
 import re
@@ -313,7 +314,7 @@ def start(folder, pytest_args, log):
         os._exit(int(code))
 
 
-def run_all(jobs, workers, timeout):
+def run_all(jobs, workers, timeout, on_done=lambda key, result: None):
     """Runs (key, folder, pytest args, log) jobs, `workers` at a time: {key: (exit code or "timeout", seconds)}."""
     pending, running, results = list(jobs), {}, {}
     while pending or running:
@@ -327,10 +328,11 @@ def run_all(jobs, workers, timeout):
                 os.killpg(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 results[key] = ("timeout", time.time() - began)
-                del running[pid]
             elif done:
                 results[key] = (os.waitstatus_to_exitcode(status), time.time() - began)
+            if done or key in results:
                 del running[pid]
+                on_done(key, results[key])
     return results
 
 
@@ -388,12 +390,29 @@ def main():
             flush=True,
         )
         results, alive = {}, found
-        for tests, seconds in tiers:
+        for tier, (tests, seconds) in enumerate(tiers):
+            # Outcomes so far, one JSON line per mutant, keyed by the mutant's text and its tests: a stopped run
+            # started again goes on where it was.
+            progress = os.path.join(scratch, f"tier{tier}.jsonl")
+            known = {}
+            if os.path.exists(progress):
+                with open(progress) as f:
+                    known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f)}
+            keys = {m["number"]: hashlib.sha1(m["source"] + "\n".join(tests).encode()).hexdigest() for m in alive}
+            results |= {m["number"]: known[keys[m["number"]]] for m in alive if keys[m["number"]] in known}
             jobs = []
             for m in alive:
+                if m["number"] in results:
+                    continue
                 folder = folder_with(scratch, str(m["number"]), script, m["source"])
                 jobs.append((m["number"], folder, ["-x", *tests], os.path.join(scratch, f"{m['number']}.log")))
-            results |= run_all(jobs, args.workers, timeout=3 * seconds + 60)
+
+            def record(number, result):
+                with open(progress, "a") as f:
+                    f.write(json.dumps(dict(key=keys[number], result=result)) + "\n")
+                print(f"  #{number}: {result[0]} in {result[1]:.0f} s", flush=True)
+
+            results |= run_all(jobs, args.workers, timeout=3 * seconds + 60, on_done=record)
             alive = [m for m in alive if results[m["number"]][0] == 0]
             print(f"{script}: {len(alive)} of {len(found)} survive {len(tests)} tests", flush=True)
         tests = tiers[0][0] + tiers[1][0]

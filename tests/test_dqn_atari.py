@@ -251,7 +251,7 @@ def run_in_process(monkeypatch, workdir, *flags):
 
 
 @pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4"])
-def test_short_run_logs_cleanrl_tags(workdir, env_id):
+def test_short_run_logs_cleanrl_tags_and_the_exploration_schedule(workdir, env_id):
     result = run_script(
         "dqn_atari.py",
         "--env-id",
@@ -266,6 +266,8 @@ def test_short_run_logs_cleanrl_tags(workdir, env_id):
         2,
         "--end-e",
         0.5,
+        "--exploration-fraction",
+        0.5,
         "--eval-episodes",
         0,
         "--no-cuda",
@@ -275,6 +277,10 @@ def test_short_run_logs_cleanrl_tags(workdir, env_id):
     tags = scalars(run_dirs(workdir)[0])
     for tag in ("charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"):
         assert tag in tags
+    # epsilon falls linearly from --start-e to --end-e over 0.5 * 1200 steps, then stays (logged after the step of
+    # 2 envs that acted with it)
+    for step, epsilon in tags["charts/epsilon"]:
+        assert epsilon == pytest.approx(max(1.0 - 0.5 * (step - 2) / 600, 0.5), abs=1e-6), step
     if env_id.startswith("Breakout"):  # Pong's first game lasts longer than this run
         assert len(tags["charts/episodic_return"]) >= 2
 

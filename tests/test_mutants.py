@@ -65,6 +65,20 @@ MUTANTS = [
         "action = 0",
         "greedy",
     ),
+    (
+        "dqn_atari.py",
+        "epsilon rising from --end-e to --start-e",
+        "linear_schedule(args.start_e, args.end_e, decay, global_step)",
+        "linear_schedule(args.end_e, args.start_e, decay, global_step)",
+        "exploration_schedule",
+    ),
+    (
+        "dqn_atari.py",
+        "epsilon's slope without its start",
+        "return max(slope * t + start_e, end_e)",
+        "return max(slope * t - start_e, end_e)",
+        "exploration_schedule",
+    ),
     *[("dqn.py", *m) for m in COMMON],
     (
         "dqn.py",

@@ -391,14 +391,14 @@ def main():
         )
         results, alive = {}, found
         for tier, (tests, seconds) in enumerate(tiers):
-            # Outcomes so far, one JSON line per mutant, keyed by the mutant's text and its tests: a stopped run
-            # started again goes on where it was.
+            # Outcomes so far, one JSON line per mutant, keyed by the mutant's text: a stopped run started again goes
+            # on where it was. A killed mutant stays killed (tests are only added); a survivor meets the tests again.
             progress = os.path.join(scratch, f"tier{tier}.jsonl")
             known = {}
             if os.path.exists(progress):
                 with open(progress) as f:
-                    known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f)}
-            keys = {m["number"]: hashlib.sha1(m["source"] + "\n".join(tests).encode()).hexdigest() for m in alive}
+                    known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f) if r["result"][0] != 0}
+            keys = {m["number"]: hashlib.sha1(m["source"]).hexdigest() for m in alive}
             results |= {m["number"]: known[keys[m["number"]]] for m in alive if keys[m["number"]] in known}
             jobs = []
             for m in alive:

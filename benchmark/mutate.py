@@ -59,19 +59,19 @@ COMPARE = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, a
 COMPARE |= {ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
 ARITHMETIC = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div}
 ARITHMETIC |= {ast.Mod: ast.FloorDiv}
-EQUIVALENT = {  # (script, line, mutated line): why it cannot change what the script computes, stores or logs
+EQUIVALENT = {  # (scripts, line, mutated line): why it cannot change what the script computes, stores or logs
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         'writer.add_scalar("losses/q_values", old_val.mean().item(), global_step)',
         'writer.add_scalar("losses/q_values", (old_val.mean()), global_step)',
     ): "add_scalar takes a one-element tensor as its value",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "return max(slope * t + start_e, end_e)",
         "return (max(end_e, slope * t + start_e))",
     ): "max() is symmetric",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "return step // every > (step - n_steps) // every",
         "return step // every > ((step - n_steps) / every)",
     ): "for an integer k, k > x exactly when k > floor(x): the same steps cross",
@@ -81,7 +81,7 @@ EQUIVALENT = {  # (script, line, mutated line): why it cannot change what the sc
         'env = make_env(args.env_id, args.seed + (10001), 0, args.capture_video, f"{run_name}-eval")()',
     ): "make_env's seed only seeds the action space, and evaluate draws its random actions from rng, never from it",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "obs, _ = env.reset(seed=args.seed + 10_000)",
         "obs, _ = env.reset(seed=args.seed + (10001))",
     ): "which seed the evaluation's env starts from is a convention, no rule: any seed apart from the training envs'",
@@ -101,17 +101,17 @@ EQUIVALENT = {  # (script, line, mutated line): why it cannot change what the sc
         "returns.append((info['episode']['r']))",
     ): "float() only turns NumPy's scalar into Python's: the same value is logged and printed",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "random.seed(args.seed)",
         "pass",
     ): "nothing in the run draws from Python's random (seeded as CleanRL does, for a user's own code)",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "torch.backends.cudnn.deterministic = args.torch_deterministic",
         "pass",
     ): "cuDNN is not used on the CPU where the tests run; the flag only matters on a GPU",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "torch.set_num_threads(args.torch_threads)",
         "pass",
     ): "the torch thread count changes speed and the order of float sums, not what is computed",
@@ -121,7 +121,7 @@ EQUIVALENT = {  # (script, line, mutated line): why it cannot change what the sc
         "q_network = (QNetwork(obs_dim, n_actions))",
     ): "the device is the CPU where the tests run; on a GPU the first forward pass fails at once",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)",
         "optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=(False))",
     ): "the fused and the for-each Adam kernels compute the same update (tests/test_learning.py checks it)",
@@ -136,17 +136,17 @@ EQUIVALENT = {  # (script, line, mutated line): why it cannot change what the sc
         "obs_space = gym.spaces.Box((np.inf), np.inf, (obs_dim,), np.float32)",
     ): "SB3's buffer reads only the space's shape and dtype, not its bounds",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "setattr(rb, k, v.numpy().copy() if torch.is_tensor(v) else v)",
         "setattr(rb, k, (v.numpy()) if torch.is_tensor(v) else v)",
     ): "torch.load(mmap=True) maps the file privately (copy on write): the same values; writes never reach the file",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "global_step = iteration * n_envs",
         "pass",
     ): "global_step already equals iteration * n_envs: it starts at start_step and grows by n_envs each iteration",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "explore = rng.random(n_envs) < epsilon",
         "explore = (rng.random(n_envs) <= epsilon)",
     ): "a uniform draw equals epsilon with probability about 2**-53",
@@ -156,15 +156,85 @@ EQUIVALENT = {  # (script, line, mutated line): why it cannot change what the sc
         "q_values = q_network((torch.as_tensor(obs, device=device)))",
     ): "classic-control observations are float32 already; a float64 env fails at once in the first Linear layer",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())",
         "actions = np.where(explore, actions, (q_values.argmax(dim=1).cpu()))",
     ): "on the CPU .cpu() is a no-op; on a GPU np.where on a CUDA tensor fails at once",
     (
-        "dqn.py",
+        "dqn.py dqn_atari.py",
         "actions = np.where(explore, actions, q_values.argmax(dim=1).cpu().numpy())",
         "actions = np.where(explore, actions, (q_values.argmax(dim=1)).numpy())",
     ): "np.where reads a CPU tensor as an array; on a GPU it fails at once",
+    (
+        "dqn_atari.py",
+        'def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=1):',
+        'def __init__(self, buffer_size, observation_space, action_space, device="cpu", n_envs=(2)):',
+    ): "the script always passes n_envs; a caller who does not, with one env, gets a shape error at the first add",
+    (
+        "dqn_atari.py",
+        "self.buffer_size = max(buffer_size // n_envs, 1)",
+        "self.buffer_size = (max(1, buffer_size // n_envs))",
+    ): "max() is symmetric",
+    (
+        "dqn_atari.py",
+        "rows = self.buffer_size + 4  # the oldest observation's 3 earlier frames, the newest next frame",
+        "rows = self.buffer_size + (5)  # the oldest observation's 3 earlier frames, the newest next frame",
+    ): "one spare row: every row is addressed modulo the number of rows, so the same frames are read",
+    (
+        "dqn_atari.py",
+        "self.added = 0  # transitions added so far",
+        "self.added = (1)  # transitions added so far",
+    ): "every transition's number and row shift by one; rows are addressed modulo their number: the same samples",
+    (
+        "dqn_atari.py",
+        "self.ended = [True] * n_envs  # whose episode ended at the last transition",
+        "self.ended = [(False)] * n_envs  # whose episode ended at the last transition",
+    ): "at the first add, `first` is all zeros: the first episode starts at transition 0 either way",
+    (
+        "dqn_atari.py",
+        "stack_rows = np.maximum(n[:, None] + np.arange(-3, 2), self.first[n % rows, env_inds][:, None])",
+        "stack_rows = (np.maximum(self.first[n % rows, env_inds][:, None], n[:, None] + np.arange(-3, 2)))",
+    ): "np.maximum is symmetric",
+    (
+        "dqn_atari.py",
+        "dones=self.to_torch(self.dones[batch_inds, env_inds].reshape(-1, 1)),",
+        "dones=self.to_torch(self.dones[batch_inds, env_inds].reshape(-(2), 1)),",
+    ): "NumPy infers any negative size in reshape, as it does -1",
+    (
+        "dqn_atari.py",
+        "rewards=self.to_torch(self.rewards[batch_inds, env_inds].reshape(-1, 1)),",
+        "rewards=self.to_torch(self.rewards[batch_inds, env_inds].reshape(-(2), 1)),",
+    ): "NumPy infers any negative size in reshape, as it does -1",
+    (
+        "dqn_atari.py",
+        'env = make_env(args.env_id, args.seed + 10_000, args.capture_video, f"{run_name}-eval")()',
+        'env = make_env(args.env_id, args.seed + (10001), args.capture_video, f"{run_name}-eval")()',
+    ): "make_env's seed only seeds the action space, and evaluate draws its random actions from rng, never from it",
+    (
+        "dqn_atari.py",
+        "if rng.random() < args.end_e:",
+        "if (rng.random() <= args.end_e):",
+    ): "rng.random() equals end_e with probability about 2**-53",
+    (
+        "dqn_atari.py",
+        "action = q_network(torch.as_tensor(obs[None], device=device)).argmax().item()",
+        "action = (q_network(torch.as_tensor(obs[None], device=device)).argmax())",
+    ): "the emulator takes the one-element CPU tensor as the same action; on a GPU it fails at once",
+    (
+        "dqn_atari.py",
+        'scores.append(float(info["episode"]["r"]))',
+        "scores.append((info['episode']['r']))",
+    ): "float() only turns NumPy's scalar into Python's: the same value is logged and printed",
+    (
+        "dqn_atari.py",
+        "q_network = QNetwork(n_actions).to(device)",
+        "q_network = (QNetwork(n_actions))",
+    ): "the device is the CPU where the tests run; on a GPU the first forward pass fails at once",
+    (
+        "dqn_atari.py",
+        "target_network = QNetwork(n_actions).to(device)",
+        "target_network = (QNetwork(n_actions))",
+    ): "the device is the CPU where the tests run; on a GPU the first forward pass fails at once",
 }
 
 
@@ -426,7 +496,8 @@ def report(script, found, results, tests, scratch, out):
     for m in found:
         code, seconds = results[m["number"]]
         if code == 0:
-            outcome = "equivalent" if (script, m["was"], m["now"]) in EQUIVALENT else "survived"
+            listed = any(script in s.split() and (w, n) == (m["was"], m["now"]) for s, w, n in EQUIVALENT)
+            outcome = "equivalent" if listed else "survived"
         else:
             outcome = "timeout" if code == "timeout" else "killed" if code == 1 else f"error {code}"
             with open(os.path.join(scratch, f"{m['number']}.log")) as f:

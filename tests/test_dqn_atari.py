@@ -203,32 +203,60 @@ def test_frame_buffer_gives_bit_identical_samples_to_sb3_plain_buffer(num_envs):
     envs = vector_env("ShortBreakoutNoFrameskip-v4", num_envs)
     spaces = envs.single_observation_space, envs.single_action_space
     envs.close()
-    capacity = 240 * num_envs  # the stream below wraps around the ring several times
-    plain = ReplayBuffer(capacity, *spaces, "cpu", n_envs=num_envs, handle_timeout_termination=False)
-    frame = dqn_atari.FrameReplayBuffer(capacity, *spaces, "cpu", n_envs=num_envs)
+    buffers = [  # the stream below wraps around the ring several times; the smallest holds one transition per env
+        (
+            ReplayBuffer(capacity, *spaces, "cpu", n_envs=num_envs, handle_timeout_termination=False),
+            dqn_atari.FrameReplayBuffer(capacity, *spaces, "cpu", n_envs=num_envs),
+        )
+        for capacity in (240 * num_envs, num_envs)
+    ]
     seen = {"life lost": 0, "truncated": 0, "game over": 0}
     for step, (obs, next_obs, actions, rewards, terms, truncs, over) in enumerate(
         random_stream("ShortBreakoutNoFrameskip-v4", num_envs, 1500)
     ):
-        plain.add(obs, next_obs, actions, rewards, terms, {})
-        frame.add(obs, next_obs, actions, rewards, terms, {"_final_obs": terms | truncs})  # as the vector env says
+        for plain, frame in buffers:
+            plain.add(obs, next_obs, actions, rewards, terms, {})
+            frame.add(obs, next_obs, actions, rewards, terms, {"_final_obs": terms | truncs})  # as the vector env says
         seen["life lost"] += (terms & ~over).sum()
         seen["truncated"] += truncs.sum()
         seen["game over"] += (terms & over).sum()
         if step % 97 == 0 or step > 1490:  # every stored index, for every env
-            for env in range(num_envs):
-                np.random.seed(step)
-                inds = np.arange(plain.buffer_size if plain.full else plain.pos)
-                a = plain._get_samples(inds)
-                np.random.seed(step)
-                b = frame._get_samples(inds)
-                assert same(a, b), step
+            for plain, frame in buffers:
+                for env in range(num_envs):
+                    np.random.seed(step)
+                    inds = np.arange(plain.buffer_size if plain.full else plain.pos)
+                    a = plain._get_samples(inds)
+                    np.random.seed(step)
+                    b = frame._get_samples(inds)
+                    assert same(a, b), step
+                # the last frames of ended episodes are kept only while their transition is stored
+                kept = [n for n, _ in frame.last_frames]
+                assert min(kept, default=np.inf) >= frame.added - frame.buffer_size, (step, kept)
     assert all(seen.values()), seen
-    np.random.seed(5)
-    a = plain.sample(32)
-    np.random.seed(5)
-    b = frame.sample(32)
-    assert same(a, b)
+    for plain, frame in buffers:
+        np.random.seed(5)
+        a = plain.sample(32)
+        np.random.seed(5)
+        b = frame.sample(32)
+        assert same(a, b)
+        for name in ("buffer_size", "n_envs", "obs_shape", "action_dim", "pos", "full"):  # what SB3's code reads
+            assert getattr(frame, name) == getattr(plain, name), name
+
+
+def test_after_a_resume_each_env_starts_a_fresh_stack_and_the_saved_transitions_keep_their_frames(monkeypatch, workdir):
+    flags = ["--num-envs", 2, "--buffer-size", 800, "--learning-starts", 399, "--eval-episodes", 0, "--no-cuda"]
+    first = run_in_process(monkeypatch, workdir, *flags, "--total-timesteps", 400, "--checkpoint-frequency", 400)
+    resumed = run_in_process(monkeypatch, workdir, "--resume", run_dirs(workdir)[0], "--total-timesteps", 600)
+    saved_rb, rb = first["rb"], resumed["rb"]
+    assert (saved_rb.added, rb.added) == (200, 300)
+    for env in range(2):
+        monkeypatch.setattr(np.random, "randint", lambda *a, size, **k: np.full(size, env))
+        before, after = saved_rb._get_samples(np.array([199])), rb._get_samples(np.array([199, 200]))
+        # the last saved transition keeps its next observation, though the env was reset for the resumed run
+        assert same(before, rb._get_samples(np.array([199]))), env
+        fresh = after.observations[1]  # the reset's observation: its first frame 4 times
+        assert all(torch.equal(fresh[i], fresh[3]) for i in range(3)), env
+        assert not torch.equal(fresh[3], after.next_observations[0, 3]), "the reset is a new game's first frame"
 
 
 def test_frame_buffer_stores_one_frame_per_transition():
@@ -522,30 +550,47 @@ def test_q_network_is_the_nature_cnn_on_frames_scaled_to_0_1():
         assert torch.equal(net(frames), net.network(frames / 255.0))
 
 
-def test_evaluation_is_greedy_at_epsilon_zero(monkeypatch):
+def test_evaluation_is_greedy_at_epsilon_zero_and_plays_its_own_env_from_a_seeded_reset(monkeypatch, workdir):
     from types import SimpleNamespace
 
     net = dqn_atari.QNetwork(4)
     with torch.no_grad():  # Q-values that prefer action 3 (LEFT) everywhere
         net.network[-1].weight.zero_()
         net.network[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
-    actions, make_env = [], dqn_atari.make_env
+    actions, calls, made, make_env = [], [], [], dqn_atari.make_env
 
     def recorded(*a, **k):
+        made.append((a, k))
+
         def thunk():
             env = make_env(*a, **k)()
-            step = env.step
-            env.step = lambda action: actions.append(int(action)) or step(action)
+            step, reset, close = env.step, env.reset, env.close
+
+            def stepped(action):
+                actions.append(int(action))
+                result = step(action)
+                calls.append("end" if result[2] or result[3] else "step")
+                return result
+
+            env.step = stepped
+            env.reset = lambda **kw: calls.append(f"reset{kw}") or reset(**kw)
+            env.close = lambda: calls.append("close") or close()
             return env
 
         return thunk
 
     monkeypatch.setattr(dqn_atari, "make_env", recorded)
+    monkeypatch.chdir(workdir)
     args = SimpleNamespace(env_id="BreakoutNoFrameskip-v4", seed=1, end_e=0.0, eval_episodes=1, capture_video=False)
     assert len(dqn_atari.evaluate(net, args, "eval", "cpu", np.random.default_rng(0))) == 1
     assert len(actions) > 100 and set(actions) == {3}, (
         "every action the greedy agent chose (FIRE after a lost life is the wrappers')"
     )
+    [(made_with, _)] = made
+    assert made_with[0] == "BreakoutNoFrameskip-v4" and made_with[2] is False, "its own env, no video"
+    assert calls[0].startswith("reset{'seed': ") and calls.count("close") == 1, "from a seeded reset, then closed"
+    assert calls[-2:] == ["end", "close"], "no reset after the last game: a reset would start a video"
+    assert not os.path.exists("videos"), "no video without --capture-video"
 
 
 def test_the_published_defaults_are_pinned():

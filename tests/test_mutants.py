@@ -174,6 +174,20 @@ MUTANTS = [
         "cleanrl_tags",
     ),
     (
+        "dqn_atari.py",
+        "a resumed run stacks its envs' new games on the frames saved before",
+        "            rb.ended = [True] * args.num_envs  # the envs are reset: each starts a new episode\n",
+        "",
+        "after_a_resume",
+    ),
+    (
+        "dqn_atari.py",
+        "the last frames of ended episodes kept after their transitions left (a leak)",
+        "            self.last_frames.pop((n - self.buffer_size, env), None)",
+        "            pass",
+        "bit_identical",
+    ),
+    (
         "dqn.py",
         "a resume keeps torch's random state as seeded, not as saved",
         "            torch.set_rng_state(torch_state)\n",

@@ -238,6 +238,10 @@ EQUIVALENT = {  # (scripts, line, mutated line): why it cannot change what the s
 }
 
 
+def equivalent(script, mutant):
+    return any(script in s.split() and (w, n) == (mutant["was"], mutant["now"]) for s, w, n in EQUIVALENT)
+
+
 def regions(tree):
     """The statements whose lines are mutated."""
     for node in tree.body:
@@ -462,14 +466,18 @@ def main():
         results, alive = {}, found
         for tier, (tests, seconds) in enumerate(tiers):
             # Outcomes so far, one JSON line per mutant, keyed by the mutant's text: a stopped run started again goes
-            # on where it was. A killed mutant stays killed (tests are only added); a survivor meets the tests again.
+            # on where it was. A killed mutant stays killed (tests are only added); a survivor meets the tests again
+            # unless it is listed in EQUIVALENT.
             progress = os.path.join(scratch, f"tier{tier}.jsonl")
             known = {}
             if os.path.exists(progress):
                 with open(progress) as f:
-                    known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f) if r["result"][0] != 0}
+                    known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f)}
             keys = {m["number"]: hashlib.sha1(m["source"]).hexdigest() for m in alive}
-            results |= {m["number"]: known[keys[m["number"]]] for m in alive if keys[m["number"]] in known}
+            for m in alive:  # kept: killed ones, and survivors listed as equivalent (no correct test can kill them)
+                result = known.get(keys[m["number"]])
+                if result and (result[0] != 0 or equivalent(script, m)):
+                    results[m["number"]] = result
             jobs = []
             for m in alive:
                 if m["number"] in results:
@@ -496,8 +504,7 @@ def report(script, found, results, tests, scratch, out):
     for m in found:
         code, seconds = results[m["number"]]
         if code == 0:
-            listed = any(script in s.split() and (w, n) == (m["was"], m["now"]) for s, w, n in EQUIVALENT)
-            outcome = "equivalent" if listed else "survived"
+            outcome = "equivalent" if equivalent(script, m) else "survived"
         else:
             outcome = "timeout" if code == "timeout" else "killed" if code == 1 else f"error {code}"
             with open(os.path.join(scratch, f"{m['number']}.log")) as f:

@@ -33,20 +33,53 @@ def test_the_sweep_shows_the_step_a_script_printed_last(tmp_path):
     assert (state, line.split()[:2]) == ("running", ["step", "700"]), (result.stdout, line)
 
 
-def test_the_breakout_check_reads_cleanrls_console_log_like_events(tmp_path):
+def cleanrl_log(path, games):
+    noise = "A.L.E: Arcade Learning Environment\nSPS: 40\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(noise + "".join(f"global_step={s}, episodic_return=[{r}]\n" for s, r in games))
+
+
+def test_the_atari_check_reads_cleanrls_console_log_like_events(tmp_path):
     """CleanRL's runs are committed as its console logs (a line per game): the report bins them as it bins events."""
-    import breakout_300k
+    import atari_300k
 
     games = [(187, 2.0), (49_999, 4.0), (50_001, 10.0), (299_350, 32.0)]
-    noise = "A.L.E: Arcade Learning Environment\nSPS: 40\n"
-    (tmp_path / "seed3.log").write_text(noise + "".join(f"global_step={s}, episodic_return=[{r}]\n" for s, r in games))
-    seed, run = breakout_300k.read_log(str(tmp_path / "seed3.log"))
+    cleanrl_log(tmp_path / "seed3.log", games)
+    seed, run = atari_300k.read_log(str(tmp_path / "seed3.log"))
     assert seed == "3" and run["steps"] == 299_350 and not run["wall"]
     assert run["returns"][:, 1:].tolist() == [[s, r] for s, r in games]
-    os.makedirs(tmp_path / "out")
-    breakout_300k.report(str(tmp_path / "out"), [("CleanRL", str(tmp_path))])
+    cleanrl_log(tmp_path / "out" / "cleanrl" / "seed3.log", games)
+    atari_300k.report(str(tmp_path / "out"), "PongNoFrameskip-v4", [])
     row = next(line for line in open(tmp_path / "out" / "results.md") if line.startswith("| CleanRL | 3 |"))
     assert row.split(" | ")[2:4] == ["3.00 (2)", "10.00 (1)"] and "| 299,350 | n/a | n/a |" in row, row
+    assert os.path.exists(tmp_path / "out" / "pong_300k.png")
+
+
+def test_the_atari_aggregate_human_normalises_each_games_last_40_and_compares_the_programs(tmp_path):
+    import atari_300k
+
+    # each run: 50 games, its last 40 scoring `last`; random and human: Pong -20.7 and 14.6, Breakout 1.7 and 30.5
+    runs = {
+        ("PongNoFrameskip-v4", ""): {1: -20.7, 2: 14.6},
+        ("PongNoFrameskip-v4", "cleanrl"): {1: -20.7, 2: -20.7},
+        ("BreakoutNoFrameskip-v4", ""): {1: 30.5, 2: 16.1},
+        ("BreakoutNoFrameskip-v4", "cleanrl"): {1: 1.7, 2: 1.7},
+    }
+    for (game, program), seeds in runs.items():
+        for seed, last in seeds.items():
+            scores = [(1000 * i, 99.0 if i < 10 else last) for i in range(50)]
+            cleanrl_log(tmp_path / game / program / f"seed{seed}.log", scores)
+    atari_300k.aggregate(str(tmp_path))
+    text = open(tmp_path / "aggregate.md").read()
+    ours = next(line for line in text.splitlines() if line.startswith("| ours |")).split(" | ")
+    cleanrl = next(line for line in text.splitlines() if line.startswith("| CleanRL |")).split(" | ")
+    # ours normalised: Breakout 1.0 and 0.5, Pong 0.0 and 1.0: the IQM of 4 is the mean of the middle two, 0.5 and 1.0
+    assert ours[1:4] == ["breakout, pong", "1, 2", "2 x 2"] and ours[4].startswith("0.750 ["), ours
+    assert ours[5].startswith("0.625 ["), ours
+    assert cleanrl[4].startswith("0.000 [0.000, 0.000]"), cleanrl
+    # a run of ours beats one of CleanRL's: Breakout always; Pong seed 2 always, seed 1 ties (a half): 0.875
+    assert "beats a run of CleanRL's on a game (averaged over the 2 games): 0.875 [" in text, text
 
 
 @pytest.fixture

@@ -69,6 +69,8 @@ def run(out, env_id, seeds, cleanrl=None):
         os.makedirs(folder, exist_ok=True)
         log = open(os.path.join(folder, f"seed{seed}.log"), "w" if cleanrl else "a")
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if cleanrl:  # its script imports cleanrl_utils from its repository
+            env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(cleanrl[1])))
         procs.append(subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env))
     return [p.wait() for p in procs]
 

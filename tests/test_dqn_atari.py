@@ -303,8 +303,10 @@ def test_short_run_logs_cleanrl_tags_and_the_exploration_schedule(workdir, env_i
     )
     assert result.returncode == 0, result.stderr
     tags = scalars(run_dirs(workdir)[0])
-    for tag in ("charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"):
-        assert tag in tags
+    # CleanRL's cadence: the charts every 100 steps, the losses every 100 steps of learning (2 envs: steps 2, 4, ...)
+    steps = {tag: [step for step, _ in tags[tag]] for tag in ("charts/epsilon", "charts/SPS", "losses/td_loss")}
+    assert steps["charts/epsilon"] == steps["charts/SPS"] == list(range(100, 1201, 100)), steps
+    assert steps["losses/td_loss"] == [step for step, _ in tags["losses/q_values"]] == [1100, 1200], steps
     # epsilon falls linearly from --start-e to --end-e over 0.5 * 1200 steps, then stays (logged after the step of
     # 2 envs that acted with it)
     for step, epsilon in tags["charts/epsilon"]:

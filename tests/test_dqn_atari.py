@@ -503,6 +503,30 @@ def test_the_target_network_is_the_online_one_after_a_hard_update(monkeypatch, w
     assert len(updates) == 50 and all(torch.equal(online[k], target[k]) for k in online), "copied at step 600"
 
 
+def test_a_soft_update_moves_the_target_by_tau_once_per_period(monkeypatch, workdir):
+    # one target update, at step 600: target = tau * online + (1 - tau) * initial
+    g, updates = spied_run(
+        monkeypatch,
+        workdir,
+        "--total-timesteps",
+        600,
+        "--learning-starts",
+        400,
+        "--tau",
+        0.25,
+        "--buffer-size",
+        600,
+        "--target-network-frequency",
+        600,
+    )
+    torch.manual_seed(1)  # the run's seed: its first torch draws are its Q-network's initial weights
+    initial = dqn_atari.QNetwork(4).state_dict()
+    online, target = g["q_network"].state_dict(), g["target_network"].state_dict()
+    assert len(updates) == 50
+    for k in online:
+        assert torch.allclose(target[k], 0.25 * online[k] + 0.75 * initial[k], atol=1e-6), k
+
+
 def test_epsilon_zero_acts_greedily_and_epsilon_one_at_random(monkeypatch, workdir):
     for e in (0, 1):
         os.makedirs(os.path.join(workdir, str(e)))

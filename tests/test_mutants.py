@@ -188,6 +188,20 @@ MUTANTS = [
         "bit_identical",
     ),
     (
+        "dqn_atari.py",
+        "the soft update subtracts the target's share",
+        COPY,
+        COPY.replace("+ (1.0 - args.tau)", "- (1.0 - args.tau)"),
+        "soft_update",
+    ),
+    (
+        "dqn_atari.py",
+        "the losses logged at every update, not every 100 steps",
+        "if n_updates and crossed(global_step, n_envs, 100):",
+        "if n_updates and crossed(global_step, 100, n_envs):",
+        "short_run",
+    ),
+    (
         "dqn.py",
         "a resume keeps torch's random state as seeded, not as saved",
         "            torch.set_rng_state(torch_state)\n",

@@ -296,6 +296,8 @@ def test_short_run_logs_cleanrl_tags_and_the_exploration_schedule(workdir, env_i
         0.5,
         "--exploration-fraction",
         0.5,
+        "--train-frequency",
+        3,
         "--eval-episodes",
         0,
         "--no-cuda",
@@ -303,16 +305,23 @@ def test_short_run_logs_cleanrl_tags_and_the_exploration_schedule(workdir, env_i
     )
     assert result.returncode == 0, result.stderr
     tags = scalars(run_dirs(workdir)[0])
-    # CleanRL's cadence: the charts every 100 steps, the losses every 100 steps of learning (2 envs: steps 2, 4, ...)
+    # CleanRL's cadence: the charts every 100 steps; the losses every 100 steps of learning, at a step with an update
+    # (2 envs: steps 2, 4, ...; an update when a multiple of 3 is crossed: at step 1200, not at 1100)
     steps = {tag: [step for step, _ in tags[tag]] for tag in ("charts/epsilon", "charts/SPS", "losses/td_loss")}
     assert steps["charts/epsilon"] == steps["charts/SPS"] == list(range(100, 1201, 100)), steps
-    assert steps["losses/td_loss"] == [step for step, _ in tags["losses/q_values"]] == [1100, 1200], steps
+    assert steps["losses/td_loss"] == [step for step, _ in tags["losses/q_values"]] == [1200], steps
     # epsilon falls linearly from --start-e to --end-e over 0.5 * 1200 steps, then stays (logged after the step of
     # 2 envs that acted with it)
     for step, epsilon in tags["charts/epsilon"]:
         assert epsilon == pytest.approx(max(1.0 - 0.5 * (step - 2) / 600, 0.5), abs=1e-6), step
     if env_id.startswith("Breakout"):  # Pong's first game lasts longer than this run
         assert len(tags["charts/episodic_return"]) >= 2
+
+
+def test_cuda_flag_without_cuda_runs_on_cpu(workdir):
+    flags = ["--cuda", "--total-timesteps", 300, "--learning-starts", 200, "--buffer-size", 1000, "--eval-episodes", 0]
+    result = run_script("dqn_atari.py", *flags, cwd=workdir)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_capture_video_records_playable_evaluation_games(workdir):

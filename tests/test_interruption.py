@@ -105,6 +105,14 @@ def run_in_process(monkeypatch, workdir, script, *flags):
 
 
 @pytest.mark.parametrize("script", ["dqn.py", "dqn_atari.py"])
+def test_checkpoints_are_written_at_each_multiple_of_the_checkpoint_frequency_only(workdir, script):
+    flags = ["--total-timesteps", 700, "--learning-starts", 699, "--checkpoint-frequency", 300, "--eval-episodes", 0]
+    result = run_script(script, *flags, "--no-cuda", "--buffer-size", 1000, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert manifest(run_dirs(workdir)[0])["global_step"] == 600, "the last multiple of 300, not the run's last step"
+
+
+@pytest.mark.parametrize("script", ["dqn.py", "dqn_atari.py"])
 def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script):
     first = run_in_process(
         monkeypatch,

@@ -202,6 +202,20 @@ MUTANTS = [
         "short_run",
     ),
     (
+        "dqn_atari.py",
+        "a checkpoint at every step, not at each multiple of --checkpoint-frequency",
+        "crossed(global_step, n_envs, args.checkpoint_frequency)",
+        "crossed(global_step, args.checkpoint_frequency, n_envs)",
+        "test_interruption.py::multiple_of_the_checkpoint and dqn_atari",
+    ),
+    (
+        "dqn_atari.py",
+        "--cuda asks for a GPU the machine does not have",
+        'torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")',
+        'torch.device("cuda" if torch.cuda.is_available() or args.cuda else "cpu")',
+        "cuda_flag",
+    ),
+    (
         "dqn.py",
         "a resume keeps torch's random state as seeded, not as saved",
         "            torch.set_rng_state(torch_state)\n",

@@ -478,6 +478,8 @@ def main():
                 result = known.get(keys[m["number"]])
                 if result and (result[0] != 0 or equivalent(script, m)):
                     results[m["number"]] = result
+                elif tier and equivalent(script, m):  # it survived the first tier, whose tests it was listed against
+                    results[m["number"]] = (0, 0.0)
             jobs = []
             for m in alive:
                 if m["number"] in results:

@@ -21,11 +21,11 @@ run the mutated script exactly as they run the real one (in-process with runpy, 
 
 The tests a mutant meets: the script's own test file, its learning tests and its resume tests, fastest first, stopping
 at the first failure (`pytest -x`); the tests of videos, --cuda without CUDA, other envs, --eval-checkpoint and the
-run's lock run after the others, only for the mutants those leave alive. Not run: the tests of flags and files
-refused at the start and of --help, which end before any mutated line runs. Each mutant runs in a child forked
-from this process (torch and the envs already imported), two at a time, one thread each. Outcome: killed (a test
-failed), timeout (over 3x the unmutated run: killed), or survived. A survivor must be
-caught by a new rule test or be listed in EQUIVALENT below with the reason it cannot change behaviour.
+run's lock run after the others, only for the mutants those leave alive and nobody listed as equivalent. Not run: the
+tests of flags and files refused at the start and of --help, which end before any mutated line runs. Each mutant runs
+in a child forked from this process (torch and the envs already imported), two at a time, one thread each. Outcome:
+killed (a test failed), timeout (over 3x the unmutated run: killed), or survived. A survivor must be caught by a new
+rule test or be listed in EQUIVALENT below with the reason it cannot change behaviour.
 """
 
 import argparse

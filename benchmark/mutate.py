@@ -474,15 +474,16 @@ def main():
                 with open(progress) as f:
                     known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f)}
             keys = {m["number"]: hashlib.sha1(m["source"]).hexdigest() for m in alive}
+            done = {}  # this tier's outcomes
             for m in alive:  # kept: killed ones, and survivors listed as equivalent (no correct test can kill them)
                 result = known.get(keys[m["number"]])
                 if result and (result[0] != 0 or equivalent(script, m)):
-                    results[m["number"]] = result
+                    done[m["number"]] = result
                 elif tier and equivalent(script, m):  # it survived the first tier, whose tests it was listed against
-                    results[m["number"]] = (0, 0.0)
+                    done[m["number"]] = (0, 0.0)
             jobs = []
             for m in alive:
-                if m["number"] in results:
+                if m["number"] in done:
                     continue
                 folder = folder_with(scratch, str(m["number"]), script, m["source"])
                 jobs.append((m["number"], folder, ["-x", *tests], os.path.join(scratch, f"{m['number']}.log")))
@@ -492,8 +493,9 @@ def main():
                     f.write(json.dumps(dict(key=keys[number], result=result)) + "\n")
                 print(f"  #{number}: {result[0]} in {result[1]:.0f} s", flush=True)
 
-            results |= run_all(jobs, args.workers, timeout=3 * seconds + 60, on_done=record)
-            alive = [m for m in alive if results[m["number"]][0] == 0]
+            done |= run_all(jobs, args.workers, timeout=3 * seconds + 60, on_done=record)
+            results |= done
+            alive = [m for m in alive if done[m["number"]][0] == 0]
             print(f"{script}: {len(alive)} of {len(found)} survive {len(tests)} tests", flush=True)
         tests = tiers[0][0] + tiers[1][0]
         report(script, found, results, tests, scratch, args.out)

@@ -425,6 +425,45 @@ def test_ids(script, junit):
     return [([t for _, t in sorted(tier)], sum(s for s, _ in tier)) for tier in tiers]
 
 
+def run_tiers(script, found, tiers, scratch, workers):
+    """Each tier's tests on the mutants that survived the tiers before it: {number: (exit code or "timeout", s)}."""
+    results, alive = {}, found
+    for tier, (tests, seconds) in enumerate(tiers):
+        # Outcomes so far, one JSON line per mutant, keyed by the mutant's text: a stopped run started again goes
+        # on where it was. A killed mutant stays killed (tests are only added); a survivor meets the tests again
+        # unless it is listed in EQUIVALENT.
+        progress = os.path.join(scratch, f"tier{tier}.jsonl")
+        known = {}
+        if os.path.exists(progress):
+            with open(progress) as f:
+                known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f)}
+        keys = {m["number"]: hashlib.sha1(m["source"]).hexdigest() for m in alive}
+        done = {}  # this tier's outcomes
+        for m in alive:  # kept: killed ones, and survivors listed as equivalent (no correct test can kill them)
+            result = known.get(keys[m["number"]])
+            if result and (result[0] != 0 or equivalent(script, m)):
+                done[m["number"]] = result
+            elif tier and equivalent(script, m):  # it survived the first tier, whose tests it was listed against
+                done[m["number"]] = (0, 0.0)
+        jobs = []
+        for m in alive:
+            if m["number"] in done:
+                continue
+            folder = folder_with(scratch, str(m["number"]), script, m["source"])
+            jobs.append((m["number"], folder, ["-x", *tests], os.path.join(scratch, f"{m['number']}.log")))
+
+        def record(number, result):
+            with open(progress, "a") as f:
+                f.write(json.dumps(dict(key=keys[number], result=result)) + "\n")
+            print(f"  #{number}: {result[0]} in {result[1]:.0f} s", flush=True)
+
+        done |= run_all(jobs, workers, timeout=3 * seconds + 60, on_done=record)
+        results |= done
+        alive = [m for m in alive if done[m["number"]][0] == 0]
+        print(f"{script}: {len(alive)} of {len(found)} survive {len(tests)} tests", flush=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--script", choices=["dqn.py", "dqn_atari.py"], action="append")
@@ -463,40 +502,7 @@ def main():
             f"({tiers[0][1]:.0f} s and {tiers[1][1]:.0f} s unmutated)",
             flush=True,
         )
-        results, alive = {}, found
-        for tier, (tests, seconds) in enumerate(tiers):
-            # Outcomes so far, one JSON line per mutant, keyed by the mutant's text: a stopped run started again goes
-            # on where it was. A killed mutant stays killed (tests are only added); a survivor meets the tests again
-            # unless it is listed in EQUIVALENT.
-            progress = os.path.join(scratch, f"tier{tier}.jsonl")
-            known = {}
-            if os.path.exists(progress):
-                with open(progress) as f:
-                    known = {r["key"]: tuple(r["result"]) for r in map(json.loads, f)}
-            keys = {m["number"]: hashlib.sha1(m["source"]).hexdigest() for m in alive}
-            done = {}  # this tier's outcomes
-            for m in alive:  # kept: killed ones, and survivors listed as equivalent (no correct test can kill them)
-                result = known.get(keys[m["number"]])
-                if result and (result[0] != 0 or equivalent(script, m)):
-                    done[m["number"]] = result
-                elif tier and equivalent(script, m):  # it survived the first tier, whose tests it was listed against
-                    done[m["number"]] = (0, 0.0)
-            jobs = []
-            for m in alive:
-                if m["number"] in done:
-                    continue
-                folder = folder_with(scratch, str(m["number"]), script, m["source"])
-                jobs.append((m["number"], folder, ["-x", *tests], os.path.join(scratch, f"{m['number']}.log")))
-
-            def record(number, result):
-                with open(progress, "a") as f:
-                    f.write(json.dumps(dict(key=keys[number], result=result)) + "\n")
-                print(f"  #{number}: {result[0]} in {result[1]:.0f} s", flush=True)
-
-            done |= run_all(jobs, args.workers, timeout=3 * seconds + 60, on_done=record)
-            results |= done
-            alive = [m for m in alive if done[m["number"]][0] == 0]
-            print(f"{script}: {len(alive)} of {len(found)} survive {len(tests)} tests", flush=True)
+        results = run_tiers(script, found, tiers, scratch, args.workers)
         tests = tiers[0][0] + tiers[1][0]
         report(script, found, results, tests, scratch, args.out)
 

@@ -364,3 +364,32 @@ def test_generated_mutants_change_one_place_each_and_every_listed_equivalent_is_
     assert {(s, w, n) for ss, w, n in mutate.EQUIVALENT for s in ss.split()} <= generated, (
         "an equivalent mutant no longer matches its script: update the list"
     )
+
+
+def test_each_tier_runs_the_survivors_of_the_one_before_and_a_second_run_skips_what_was_killed(tmp_path, monkeypatch):
+    import mutate
+
+    # mutant 0 is killed by the first tier, 1 by the second, 2 by neither; 3 survives and is listed as equivalent
+    killers = {0: "tests/t.py::fast", 1: "tests/t.py::slow"}
+    found = [dict(number=n, source=f"mutant {n}".encode()) for n in range(4)]
+    tiers = [(["tests/t.py::fast"], 1.0), (["tests/t.py::slow"], 1.0)]
+    ran = []
+
+    def run_all(jobs, workers, timeout, on_done):
+        results = {}
+        for number, folder, pytest_args, log in jobs:
+            ran.append((pytest_args[-1], number))
+            results[number] = (int(killers.get(number) in pytest_args), 0.1)
+            on_done(number, results[number])
+        return results
+
+    monkeypatch.setattr(mutate, "run_all", run_all)
+    monkeypatch.setattr(mutate, "folder_with", lambda scratch, name, script, source: name)
+    monkeypatch.setattr(mutate, "equivalent", lambda script, m: m["number"] == 3)
+    results = mutate.run_tiers("dqn.py", found, tiers, str(tmp_path), 2)
+    assert {n: code for n, (code, _) in results.items()} == {0: 1, 1: 1, 2: 0, 3: 0}
+    assert ran == [("tests/t.py::fast", n) for n in range(4)] + [("tests/t.py::slow", 1), ("tests/t.py::slow", 2)]
+    ran.clear()  # started again: killed ones stay killed, survivors meet the tests again, the equivalent one does not
+    results = mutate.run_tiers("dqn.py", found, tiers, str(tmp_path), 2)
+    assert {n: code for n, (code, _) in results.items()} == {0: 1, 1: 1, 2: 0, 3: 0}
+    assert ran == [("tests/t.py::fast", 1), ("tests/t.py::fast", 2), ("tests/t.py::slow", 2)]

@@ -267,7 +267,7 @@ def test_cuda_flag_without_cuda_runs_on_cpu(workdir):
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
 
 
-def test_capture_video_writes_a_playable_file(workdir):
+def test_capture_video_records_env_0s_first_training_game_whole_and_the_evaluation(workdir):
     import imageio.v3 as iio  # decodes with the ffmpeg that requirements.txt brings
 
     result = run_script(
@@ -286,9 +286,11 @@ def test_capture_video_writes_a_playable_file(workdir):
     videos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(workdir, "videos")) for f in fs]
     assert any(v.endswith(".mp4") for v in videos)
     assert any(v.endswith(".mp4") and "-eval" in v for v in videos), "evaluation episodes are recorded too"
-    first = sorted(v for v in videos if v.endswith(".mp4"))[0]
-    frames = iio.imread(first)
-    assert frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) > 5
+    (run_dir,) = run_dirs(workdir)
+    first = os.path.join(workdir, "videos", os.path.basename(run_dir), "rl-video-episode-0.mp4")
+    frames = iio.imread(first)  # env 0's first game in training: its reset frame and one per step
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    assert len(frames) == scalars(run_dir)["charts/episodic_length"][0][1] + 1
 
 
 BAD_INPUT = [  # the flags, and what each line of the message names (one line per problem)

@@ -217,6 +217,13 @@ MUTANTS = [
     ),
     (
         "dqn.py",
+        "the training envs' seed and index swapped: env 0 is not the one recorded",
+        "make_env(args.env_id, args.seed + i, i, args.capture_video, run_name)",
+        "make_env(args.env_id, i, args.seed + i, args.capture_video, run_name)",
+        "capture_video",
+    ),
+    (
+        "dqn.py",
         "a resume keeps torch's random state as seeded, not as saved",
         "            torch.set_rng_state(torch_state)\n",
         "",

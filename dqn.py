@@ -27,8 +27,6 @@ class Args:
     """the name of this experiment"""
     seed: int = 1
     """seed of the experiment"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
     """whether to use CUDA if there is a GPU"""
     torch_threads: int = 1
@@ -79,8 +77,6 @@ class Args:
     """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
     resume: str | None = None
     """continue this run (folder or checkpoint) with its flags; --total-timesteps may grow"""
-    eval_checkpoint: str | None = None
-    """only evaluate this model, checkpoint or run folder"""
 
 
 def make_env(env_id, seed, idx, capture_video, run_name):
@@ -136,7 +132,7 @@ def on_signal(signum, frame):
     print(f"{SCRIPT}: {signal.Signals(signum).name}: saving (again: quit now)", file=sys.stderr)
 
 
-def check_args(args, step=0):
+def check_args(args, step):
     ranges = dict(  # flag: (lowest, highest), both allowed
         total_timesteps=(max(1, step), np.inf),
         seed=(0, 2**32 - 1),
@@ -152,7 +148,7 @@ def check_args(args, step=0):
         target_network_frequency=(1, np.inf),
         learning_rate=(0, np.inf),
         torch_threads=(0, os.cpu_count()),
-        eval_episodes=(1 if args.eval_checkpoint else 0, np.inf),
+        eval_episodes=(0, np.inf),
         checkpoint_frequency=(0, np.inf),
     )
     above_lowest = ("tau", "exploration_fraction", "learning_rate")  # these exclude their lowest value
@@ -172,19 +168,18 @@ def check_args(args, step=0):
         env = gym.make(args.env_id)
     except Exception as e:
         problems.append(f"--env-id {args.env_id}: {type(e).__name__}: {e}")
-        if "ALE/" in args.env_id or "NoFrameskip" in args.env_id:
-            problems[-1] += " (use dqn_atari.py)"
         return problems
     space, actions = env.observation_space, env.action_space
     if not isinstance(actions, gym.spaces.Discrete):
         problems.append(f"--env-id {args.env_id}: {actions} actions, not Discrete ones")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        return problems + [f"--env-id {args.env_id}: {space} observations, not a flat Box"]
+        problems.append(f"--env-id {args.env_id}: {space} observations, not a flat Box")
     return problems
 
 
 def load_tensors(path):
-    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
+    if os.path.isdir(path):  # a run folder
+        path = f"{path}/checkpoint/checkpoint.pt"
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True), path
     except pickle.UnpicklingError:
@@ -203,7 +198,7 @@ def misfits(saved, fresh):  # the keys whose values do not fit, or that only one
     return [k for k in {**fresh, **saved} if not fits(saved.get(k), fresh.get(k))]
 
 
-def lock_run_folder(run_dir):  # one process per run folder: the OS frees the lock when this one ends
+def lock_run_folder(run_dir):  # one process per run folder; the OS frees the lock at exit
     os.makedirs(run_dir, exist_ok=True)
     lock = open(f"{run_dir}/lock", "a+")
     try:
@@ -216,7 +211,7 @@ def lock_run_folder(run_dir):  # one process per run folder: the OS frees the lo
 
 
 def write_checkpoint(state, run_dir):
-    path = os.path.join(run_dir, "checkpoint", "checkpoint.pt")
+    path = f"{run_dir}/checkpoint/checkpoint.pt"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "wb") as f:
@@ -248,7 +243,7 @@ def evaluate(q_network, args, run_name, device, rng):
     return returns
 
 
-def is_checkpoint(saved, defaults):  # flags of Args' types, a step, the exploration's length
+def is_checkpoint(saved, defaults):
     try:
         flags_fit = all(fits(v, defaults.get(k, v)) for k, v in saved["args"].items())
         step = saved["global_step"]
@@ -267,10 +262,7 @@ def parse_args(argv=None):
         if not is_checkpoint(saved, defaults):
             fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
         saved["path"] = path
-        given = saved["args"]
-        for k in defaults.keys() - given.keys():
-            print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
-        before = {k: given.get(k, v) for k, v in defaults.items()}  # (a flag Args no longer has is dropped)
+        before = {k: saved["args"].get(k, v) for k, v in defaults.items()}  # (a flag added since: its default)
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
@@ -293,7 +285,6 @@ if __name__ == "__main__":
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(args.seed)
@@ -302,24 +293,11 @@ if __name__ == "__main__":
     probe = gym.make(args.env_id)
     obs_dim, n_actions = probe.observation_space.shape[0], probe.action_space.n
     q_network = QNetwork(obs_dim, n_actions).to(device)
-    if path := args.eval_checkpoint:
-        if os.path.isdir(path):
-            run_lock = lock_run_folder(path)
-        models = glob.glob(f"{glob.escape(path)}/*.pt")  # a run folder's final model, if it was saved
-        saved, _ = load_tensors(models[0] if models else path)
-        if "q_network" in saved:  # a checkpoint, not a model
-            saved = saved["q_network"]
-        try:
-            q_network.load_state_dict(saved)
-        except Exception:
-            fail(f"the network in '{path}' differs from QNetwork for this env")
-        evaluate(q_network, args, os.path.basename(os.path.normpath(path)), device, rng)
-        sys.exit(128 + stop_signal[0] if stop_signal else 0)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(obs_dim, n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
     obs_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-    try:  # (NumPy reserves the memory; SB3 warns when it is more than is free)
+    try:  # NumPy refuses a memory it cannot reserve
         rb = ReplayBuffer(
             args.buffer_size, obs_space, probe.action_space, device, args.num_envs, handle_timeout_termination=False
         )
@@ -380,10 +358,7 @@ if __name__ == "__main__":
     )
 
     # TRY NOT TO MODIFY: start the game
-    start_time = last_print = time.time()
-
-    def steps_per_second():
-        return int((global_step - start_step) / (time.time() - start_time + 1e-9))
+    start_time = time.time()
 
     obs, _ = envs.reset(seed=args.seed + start_step)
     n_envs = args.num_envs
@@ -441,13 +416,12 @@ if __name__ == "__main__":
                 for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
+        sps = int((global_step - start_step) / (time.time() - start_time))
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", steps_per_second(), global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
-        if time.time() - last_print > 10 or iteration == num_iterations - 1:
-            last_print = time.time()
+        if crossed(global_step, n_envs, 10_000) or iteration == num_iterations - 1:
             mean = np.mean(recent_returns or [np.nan])
-            sps = steps_per_second()
             print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             write_checkpoint(checkpoint(), run_dir)

@@ -265,7 +265,8 @@ def check_args(args, step=0):
 
 
 def load_tensors(path):
-    path = next((p for p in (f"{path}/checkpoint/checkpoint.pt", f"{path}/checkpoint.pt") if os.path.isfile(p)), path)
+    if os.path.isdir(path):  # a run folder
+        path = f"{path}/checkpoint/checkpoint.pt"
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True), path
     except pickle.UnpicklingError:
@@ -351,10 +352,7 @@ def parse_args(argv=None):
         if not is_checkpoint(saved, defaults):
             fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
         saved["path"] = path
-        given = saved["args"]
-        for k in defaults.keys() - given.keys():
-            print(f"{SCRIPT}: note: --{k.replace('_', '-')} takes its default, {defaults[k]} (not in the checkpoint)")
-        before = {k: given.get(k, v) for k, v in defaults.items()}  # (a flag Args no longer has is dropped)
+        before = {k: saved["args"].get(k, v) for k, v in defaults.items()}  # (a flag added since: its default)
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
         problems = [
             f"--{k.replace('_', '-')}: the run was saved with {before[k]}, given {v}"
@@ -459,10 +457,7 @@ if __name__ == "__main__":
     )
 
     # TRY NOT TO MODIFY: start the game
-    start_time = last_print = time.time()
-
-    def steps_per_second():
-        return int((global_step - start_step) / (time.time() - start_time + 1e-9))
+    start_time = time.time()
 
     obs, _ = envs.reset(seed=args.seed + start_step)
     n_envs = args.num_envs
@@ -521,13 +516,12 @@ if __name__ == "__main__":
                 for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
+        sps = int((global_step - start_step) / (time.time() - start_time))
         if crossed(global_step, n_envs, 100):
-            writer.add_scalar("charts/SPS", steps_per_second(), global_step)
+            writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
-        if time.time() - last_print > 10 or iteration == num_iterations - 1:
-            last_print = time.time()
+        if crossed(global_step, n_envs, 10_000) or iteration == num_iterations - 1:
             mean = np.mean(recent_returns or [np.nan])
-            sps = steps_per_second()
             print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             write_checkpoint(checkpoint(), run_dir)

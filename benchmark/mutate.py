@@ -44,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGIONS = ("QNetwork", "linear_schedule", "crossed", "evaluate", "FrameReplayBuffer")
 MAIN_FROM = "random.seed(args.seed)"  # the main block's mutated statements start here and end with the loop
 SKIP_STATEMENTS = re.compile(
-    r"print\(|last_print|steps_per_second|charts/SPS|wandb|lock_run_folder|run_dir = |run_name = |SummaryWriter|"
+    r"print\(|last_print|steps_per_second|sps = |charts/SPS|wandb|lock_run_folder|run_dir = |run_name = |SummaryWriter|"
     r"add_text|table = |misfits\(|eval_checkpoint|signal\.signal|fail\(|sync_tensorboard|if not saved:|recent_returns"
 )
 NOT_RUN = re.compile(  # tests that end before any mutated line runs: flags and files refused at the start, --help
@@ -106,7 +106,7 @@ EQUIVALENT = {  # (scripts, line, mutated line): why it cannot change what the s
         "pass",
     ): "nothing in the run draws from Python's random (seeded as CleanRL does, for a user's own code)",
     (
-        "dqn.py dqn_atari.py",
+        "dqn_atari.py",
         "torch.backends.cudnn.deterministic = args.torch_deterministic",
         "pass",
     ): "cuDNN is not used on the CPU where the tests run; the flag only matters on a GPU",

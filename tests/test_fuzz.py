@@ -312,6 +312,7 @@ def test_a_damaged_checkpoint_is_loaded_or_refused_with_one_line_and_nothing_wri
 
     other = os.path.join(checkpoints["dqn_atari.py" if script == "dqn.py" else "dqn.py"], "checkpoint")
     count = [0]
+    modes = ["--resume", "--eval-checkpoint"] if script == "dqn_atari.py" else ["--resume"]
 
     @settings(
         derandomize=True,
@@ -320,7 +321,7 @@ def test_a_damaged_checkpoint_is_loaded_or_refused_with_one_line_and_nothing_wri
         max_examples=30,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(draw=st.data(), mode=st.sampled_from(["--resume", "--eval-checkpoint"]))
+    @given(draw=st.data(), mode=st.sampled_from(modes))
     def check(draw, mode):
         count[0] += 1
         cwd = tmp_path / str(count[0])

@@ -299,12 +299,11 @@ class Payload:
     "script,flag,place,target",
     [
         ("dqn.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
-        ("dqn_atari.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old/checkpoint"),
+        ("dqn_atari.py", "--resume", "runs/old/checkpoint/checkpoint.pt", "runs/old/checkpoint/checkpoint.pt"),
         ("dqn.py", "--resume", "shared.pt", "shared.pt"),
-        ("dqn.py", "--eval-checkpoint", "model.pt", "model.pt"),
         ("dqn_atari.py", "--eval-checkpoint", "model.pt", "model.pt"),
-        ("dqn.py", "--eval-checkpoint", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
         ("dqn_atari.py", "--eval-checkpoint", "shared.pt", "shared.pt"),
+        ("dqn_atari.py", "--eval-checkpoint", "runs/old/checkpoint/checkpoint.pt", "runs/old"),
     ],
 )
 def test_a_crafted_pickle_is_refused_with_one_line_and_never_runs(workdir, script, flag, place, target):
@@ -406,70 +405,54 @@ def test_resume_refuses_each_changed_flag_with_the_saved_and_the_given_value(wor
 
 
 def test_eval_checkpoint_plays_a_saved_model_and_records_it(workdir):
-    result = run_script(
-        "dqn.py",
-        *FLAGS["dqn.py"],
-        "--total-timesteps",
-        1000,
-        "--eval-episodes",
-        0,
-        "--save-model",
-        "--checkpoint-frequency",
-        1000,
-        cwd=workdir,
-    )
+    flags = ["--total-timesteps", 800, "--eval-episodes", 0, "--save-model", "--checkpoint-frequency", 800]
+    result = run_script("dqn_atari.py", *FLAGS["dqn_atari.py"], *flags, cwd=workdir)
     assert result.returncode == 0, result.stderr
     run_dir = run_dirs(workdir)[0]
-    result = run_script(
-        "dqn.py", "--eval-checkpoint", run_dir, "--eval-episodes", 3, "--capture-video", "--no-cuda", cwd=workdir
-    )
+    play = ["--eval-episodes", 1, "--end-e", 0.5, "--no-cuda"]
+    result = run_script("dqn_atari.py", "--eval-checkpoint", run_dir, *play, "--capture-video", cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert "eval:" in result.stdout and "over 3 episodes" in result.stdout
+    assert "eval:" in result.stdout and "over 1 games" in result.stdout
     assert glob.glob(os.path.join(workdir, "videos", f"{os.path.basename(run_dir)}-eval", "*.mp4"))
-    result = run_script(
-        "dqn.py",
-        "--eval-checkpoint",
-        os.path.join(run_dir, "checkpoint"),
-        "--eval-episodes",
-        1,
-        "--no-cuda",
-        cwd=workdir,
-    )  # the Q-network of a checkpoint
-    assert result.returncode == 0 and "over 1 episodes" in result.stdout, result.stderr
+    checkpoint = os.path.join(run_dir, "checkpoint", "checkpoint.pt")  # the Q-network of a checkpoint
+    result = run_script("dqn_atari.py", "--eval-checkpoint", checkpoint, *play, cwd=workdir)
+    assert result.returncode == 0 and "over 1 games" in result.stdout, result.stderr
     assert run_dirs(workdir) == [run_dir], "evaluating writes no new run"
 
 
 def test_eval_checkpoint_of_a_run_folder_plays_its_final_model_not_an_older_checkpoint(workdir):
-    flags = ["--total-timesteps", 1500, "--checkpoint-frequency", 1000, "--save-model", "--eval-episodes", 0]
-    assert run_script("dqn.py", *FLAGS["dqn.py"], *flags, cwd=workdir).returncode == 0  # checkpoint: step 1000
+    flags = ["--total-timesteps", 800, "--checkpoint-frequency", 800, "--save-model", "--eval-episodes", 0]
+    assert run_script("dqn_atari.py", *FLAGS["dqn_atari.py"], *flags, cwd=workdir).returncode == 0
     run_dir = run_dirs(workdir)[0]
+    sys.path.insert(0, ROOT)
+    final = __import__("dqn_atari").QNetwork(4)  # a final model unlike the checkpoint's: it always moves left
+    with torch.no_grad():
+        for parameter in final.parameters():
+            parameter.zero_()
+        final.network[-1].bias[3] = 1.0
+    torch.save(final.state_dict(), os.path.join(run_dir, "dqn_atari.pt"))
 
-    def played(target):  # greedy, so the same network plays the same episodes
-        result = run_script("dqn.py", "--eval-checkpoint", target, "--eval-episodes", 3, "--end-e", 0, cwd=workdir)
+    def played(target):  # the same network and seed play the same games
+        play = ["--eval-episodes", 2, "--end-e", 0.2, "--no-cuda"]
+        result = run_script("dqn_atari.py", "--eval-checkpoint", target, *play, cwd=workdir)
         return [line for line in result.stdout.splitlines() if line.startswith("eval:")]
 
-    model, older = played(os.path.join(run_dir, "dqn.pt")), played(os.path.join(run_dir, "checkpoint"))
+    model, older = (
+        played(os.path.join(run_dir, "dqn_atari.pt")),
+        played(os.path.join(run_dir, "checkpoint", "checkpoint.pt")),
+    )
     assert model != older, "the test needs the two networks to play differently"
     assert played(run_dir) == model
 
 
-@pytest.mark.parametrize(
-    "script,flags,named",
-    [
-        ("dqn.py", ["--env-id", "Acrobot-v1"], "differs from QNetwork for this env"),
-        ("dqn_atari.py", ["--env-id", "PongNoFrameskip-v4"], "differs from QNetwork for this env"),
-    ],
-)
-def test_a_model_for_another_env_gives_one_clear_line(workdir, script, flags, named):
-    n_in, n_actions = (4, 2) if script == "dqn.py" else (None, 4)  # CartPole's and Breakout's shapes
+def test_a_model_for_another_env_gives_one_clear_line(workdir):
     sys.path.insert(0, ROOT)
-    module = __import__(script[:-3])
-    net = module.QNetwork(n_in, n_actions) if n_in else module.QNetwork(n_actions)
-    torch.save(net.state_dict(), os.path.join(workdir, "model.pt"))
-    result = run_script(script, "--eval-checkpoint", "model.pt", *flags, "--no-cuda", cwd=workdir)
+    torch.save(__import__("dqn_atari").QNetwork(4).state_dict(), os.path.join(workdir, "model.pt"))  # Breakout's
+    flags = ["--eval-checkpoint", "model.pt", "--env-id", "PongNoFrameskip-v4", "--no-cuda"]
+    result = run_script("dqn_atari.py", *flags, cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert len(lines) == 1 and "differs from QNetwork for this env" in lines[0], result.stderr
 
 
 @pytest.mark.parametrize("path", ["no/such/run", "README.md", "tests"])
@@ -488,10 +471,8 @@ def test_two_resumes_of_one_run_at_once_give_one_refusal_naming_the_holder(workd
     assert run_script(script, *FLAGS[script], *flags, cwd=workdir).returncode == 0
     [run_dir] = run_dirs(workdir)
     first = start(script, workdir, "--resume", run_dir, "--total-timesteps", 10**7)
-    deadline = time.time() + 120
-    while open(os.path.join(run_dir, "lock")).read() != str(first.pid):  # the first holds the folder
-        assert first.poll() is None and time.time() < deadline, first.communicate()
-        time.sleep(0.05)
+    wait_for(os.path.join(run_dir, f"events.*.{first.pid}.*"), first)  # the first holds the folder and logs to it
+    assert open(os.path.join(run_dir, "lock")).read() == str(first.pid)
     events = sorted(glob.glob(os.path.join(run_dir, "events.*")))
     second = run_script(script, *FLAGS[script], "--resume", run_dir, "--total-timesteps", 10**7, cwd=workdir)
     assert first.poll() is None, "the first goes on"

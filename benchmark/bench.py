@@ -2,6 +2,7 @@
 
     python benchmark/bench.py                     # us and SB3 on the same work, ratios (README's speed section)
     python benchmark/bench.py --baseline main     # ... and the scripts of a git ref (a worktree), in the same run
+    python benchmark/bench.py --peer cleanrl --cleanrl PYTHON CHECKOUT  # CleanRL's dqn.py and dqn_atari.py as the peer
     python benchmark/bench.py --quick             # fewer steps, for a look
     python benchmark/bench.py --repeat 3          # each program 3 times per configuration, in turn: medians
     python benchmark/bench.py --only default      # only the default `dqn.py --env-id CartPole-v1` run (500k steps)
@@ -18,6 +19,12 @@ after learning starts from the wall-clock stamps of its TensorBoard `charts/SPS`
 wall time of a 2-step run (imports, env and network creation, one update, writing the logs), best of 3. These
 machines are shared: the same program can take 15 % longer from one run to the next, so --repeat runs the programs
 in turn (A B C A B C) and reports medians with the wall time's range.
+With `--peer cleanrl`, CleanRL's own `cleanrl/dqn.py` and `cleanrl/dqn_atari.py` run from a checkout of
+vwxyzjn/cleanrl with the interpreter of their pinned environment (docs/atari.md; `PYTHONPATH` set to the checkout), with
+`--no-cuda` (or `--cuda`), the same steps and learning start, and in the Breakout rows the same memory size and final
+epsilon; they run one env only, so the 8-env rows leave them out, and they evaluate only a saved model. Their
+steps/s come from the wall-clock stamps of all their TensorBoard points (they log SPS only once learning starts, and
+each game as it ends). Without `--cleanrl PYTHON CHECKOUT` the peer is skipped, with one line on stderr.
 SB3's DQN gets the same hyperparameters (network, batch, learning rate, buffer, train frequency with as many updates
 per env step, target period, epsilon schedule, no gradient clipping) and its steps/s come from a callback's stamps.
 Each program keeps its own numerics: SB3 and ours compute in float32; a --baseline ref from before e4a63a0 runs
@@ -62,26 +69,22 @@ def machine():
     )
 
 
-def run(cmd):
-    """Runs a command in a scratch folder; returns (wall seconds, peak RSS MiB, stdout, SPS points (wall, step))."""
+def run(cmd, env=None):
+    """Runs a command in a scratch folder; returns (wall seconds, peak RSS MiB, stdout, (wall, step) stamps)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0), err.seek(0)
         if status != 0:
             sys.exit(f"bench.py: error: {' '.join(map(str, cmd))} failed: {err.read()[-500:]}")
         text, runs = out.read(), glob.glob(os.path.join(cwd, "runs", "*"))
-        if runs:
+        if runs:  # every scalar's wall-clock stamp: CleanRL logs SPS only once it learns, but each game as it ends
             acc = EventAccumulator(runs[0], size_guidance={"scalars": 0}).Reload()
-            sps = (
-                [(e.wall_time, e.step) for e in acc.Scalars("charts/SPS")]
-                if "charts/SPS" in acc.Tags()["scalars"]
-                else []
-            )
+            sps = sorted({(e.wall_time, e.step) for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)})
         else:  # SB3: the callback's stamps
             sps = [tuple(p) for p in json.loads(text.splitlines()[-1])]
         return wall, usage.ru_maxrss / 1024, text, sps
@@ -100,37 +103,36 @@ def command(program, work, total, before):
         spec = {**work, "total": total, "before": before}
         return [sys.executable, os.path.abspath(__file__), "--sb3", json.dumps(spec)]
     atari, cuda = work["env_id"].startswith("Breakout"), "--cuda" if work["cuda"] else "--no-cuda"
-    script = os.path.join(program[2], "dqn_atari.py" if atari else "dqn.py")
+    python, folder = (sys.executable, program[2]) if program[1] == "script" else program[2]
+    if program[1] == "cleanrl":  # CleanRL's scripts are in the checkout's cleanrl/ folder
+        folder = os.path.join(folder, "cleanrl")
+    script = os.path.join(folder, "dqn_atari.py" if atari else "dqn.py")
     if work.get("default"):  # the run as a user starts it: every default, the evaluation included
-        return [sys.executable, script, "--env-id", work["env_id"], cuda]
-    flags = [
-        "--env-id",
-        work["env_id"],
-        "--num-envs",
-        work["n_envs"],
-        cuda,
-        "--total-timesteps",
-        total,
-        "--learning-starts",
-        before,
-        "--eval-episodes",
-        0,
-    ]
+        return [python, script, "--env-id", work["env_id"], cuda]
+    flags = ["--env-id", work["env_id"], cuda, "--total-timesteps", total, "--learning-starts", before]
+    if program[1] == "script":  # (CleanRL's scripts have one env and evaluate only a saved model)
+        flags += ["--num-envs", work["n_envs"], "--eval-episodes", 0]
     if atari:
         flags += ["--buffer-size", work["buffer"], "--end-e", work["end_e"]]
-    return [sys.executable, script, *map(str, flags)]
+    return [python, script, *map(str, flags)]
+
+
+def command_env(program, work, total, before):
+    """The command and the environment variables it runs with: CleanRL's scripts import from their checkout."""
+    return command(program, work, total, before), {"PYTHONPATH": program[2][1]} if program[1] == "cleanrl" else None
 
 
 def measure(name, work, before, after, programs, repeat):
     """Every program on the same work, `repeat` times in turn (A B C A B C ...: a slow spell of the machine hits all
     of them); one table row each with the medians, and the wall time's range and ratio to ours."""
     programs = [p for p in programs if p[1] != "sb3" or not work.get("default")]
+    programs = [p for p in programs if p[1] != "cleanrl" or work["n_envs"] == 1]  # CleanRL's DQN runs one env
     short = {**work, "default": False}  # start-up: a 2-step run, whatever the configuration
-    startups = [min(run(command(p, short, 2, 1))[0] for _ in range(3)) for p in programs]  # best of 3: cold files
+    startups = [min(run(*command_env(p, short, 2, 1))[0] for _ in range(3)) for p in programs]  # best of 3: cold
     runs = [[] for _ in programs]
     for _ in range(repeat):
         for program, results in zip(programs, runs):
-            wall, rss, _, sps = run(command(program, work, before + after, before))
+            wall, rss, _, sps = run(*command_env(program, work, before + after, before))
             pre = steps_per_second(sps, min(1000, before // 10), before)
             post = steps_per_second(sps, before + min(1000, after // 10), before + after)
             results.append((pre, post, wall, rss))
@@ -406,6 +408,15 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="fewer steps")
     parser.add_argument("--baseline", nargs="*", default=[], metavar="REF", help="git refs to measure beside us")
     parser.add_argument("--no-peer", action="store_true", help="leave out Stable-Baselines3's DQN")
+    parser.add_argument(
+        "--peer", choices=["sb3", "cleanrl"], default="sb3", help="the peer measured beside us (default: SB3's DQN)"
+    )
+    parser.add_argument(
+        "--cleanrl",
+        nargs=2,
+        metavar=("PYTHON", "CHECKOUT"),
+        help="with --peer cleanrl: the interpreter of CleanRL's environment and a checkout of vwxyzjn/cleanrl",
+    )
     parser.add_argument("--only", choices=["cartpole", "default", "breakout"], help="one family of configurations")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each program per configuration, in turn (medians)"
@@ -442,7 +453,18 @@ if __name__ == "__main__":
         ).stdout.strip()
         programs = [(f"ours ({head.stdout.strip() or 'this folder'}{', modified' if dirty else ''})", "script", ROOT)]
         programs += [baseline_worktree(ref, stack) for ref in options.baseline]
-        programs += [] if options.no_peer else [("SB3 DQN", "sb3", None)]
+        if options.no_peer:
+            pass
+        elif options.peer == "sb3":
+            programs += [("SB3 DQN", "sb3", None)]
+        elif options.cleanrl:
+            python, checkout = options.cleanrl
+            head = ["git", "-C", checkout, "rev-parse", "--short", "HEAD"]
+            sha = subprocess.run(head, capture_output=True, text=True)
+            name = f"CleanRL ({sha.stdout.strip() or 'checkout'})"
+            programs += [(name, "cleanrl", (python, checkout))]
+        else:
+            print("bench.py: --peer cleanrl: no --cleanrl PYTHON CHECKOUT given; CleanRL skipped", file=sys.stderr)
         q, r = options.quick, options.repeat
         gpu = f"; GPU: {__import__('torch').cuda.get_device_name()}" if options.cuda else ""
         print(f"{machine()}{gpu}{f'; medians of {r} runs each, in turn (wall range in brackets)' if r > 1 else ''}\n")

@@ -44,8 +44,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGIONS = ("QNetwork", "linear_schedule", "crossed", "evaluate", "FrameReplayBuffer")
 MAIN_FROM = "random.seed(args.seed)"  # the main block's mutated statements start here and end with the loop
 SKIP_STATEMENTS = re.compile(
-    r"print\(|last_print|steps_per_second|sps = |charts/SPS|wandb|lock_run_folder|run_dir = |run_name = |SummaryWriter|"
-    r"add_text|table = |misfits\(|eval_checkpoint|signal\.signal|fail\(|sync_tensorboard|if not saved:|recent_returns"
+    r"print\(|last_print|steps_per_second|sps = |n_envs, 10_000\)|charts/SPS|wandb|lock_run_folder|run_dir = |"
+    r"run_name = |SummaryWriter|add_text|table = |misfits\(|eval_checkpoint|signal\.signal|fail\(|sync_tensorboard|"
+    r"if not saved:|recent_returns"
 )
 NOT_RUN = re.compile(  # tests that end before any mutated line runs: flags and files refused at the start, --help
     r"bad_input|every_problem|help_says|published_defaults|crafted_pickle|not_a_checkpoint|refused|memory_preflight"

@@ -334,6 +334,42 @@ def test_bench_cuda_without_a_gpu_says_so_in_one_line_and_measures_nothing():
     assert done.stderr == "bench.py: --cuda: this machine has no CUDA device; nothing was measured\n"
 
 
+def test_bench_runs_cleanrls_own_scripts_from_its_checkout_with_its_interpreter_on_one_env_only(monkeypatch, capsys):
+    import bench
+
+    cleanrl = ("CleanRL (fe8d8a0)", "cleanrl", ("/venv/bin/python", "/src/cleanrl"))
+    cartpole = {"env_id": "CartPole-v1", "cuda": False, "n_envs": 1, "buffer": 10000, "end_e": 0.05}
+    assert bench.command(cleanrl, {**cartpole, "default": True}, 500000, 10000) == [
+        "/venv/bin/python",
+        "/src/cleanrl/cleanrl/dqn.py",
+        "--env-id",
+        "CartPole-v1",
+        "--no-cuda",
+    ]
+    breakout = {**cartpole, "env_id": "BreakoutNoFrameskip-v4", "buffer": 100000, "end_e": 0.9}
+    command, env = bench.command_env(cleanrl, breakout, 14000, 10000)
+    assert command[:2] == ["/venv/bin/python", "/src/cleanrl/cleanrl/dqn_atari.py"] and env == {
+        "PYTHONPATH": "/src/cleanrl"
+    }
+    assert "--no-cuda" in command and "--num-envs" not in command and "--eval-episodes" not in command
+    words = [word for word in command[2:] if word != "--no-cuda"]
+    flags = dict(zip(words[::2], words[1::2]))
+    assert {k: flags[k] for k in ("--total-timesteps", "--learning-starts", "--buffer-size", "--end-e")} == {
+        "--total-timesteps": "14000",
+        "--learning-starts": "10000",
+        "--buffer-size": "100000",
+        "--end-e": "0.9",
+    }
+    ours = ("ours", "script", ROOT)
+    assert bench.command(ours, {**cartpole, "n_envs": 8}, 2, 1)[:2] == [sys.executable, os.path.join(ROOT, "dqn.py")]
+    ran = []
+    stamps = [(0.0, 0), (1.0, 1), (2.0, 2)]
+    monkeypatch.setattr(bench, "run", lambda cmd, env=None: ran.append(cmd[1]) or (1.0, 100.0, "", stamps))
+    bench.measure("8 envs", {**cartpole, "n_envs": 8}, 1, 1, [ours, cleanrl], 1)
+    assert not [script for script in ran if "cleanrl" in script], "CleanRL's DQN takes one env only"
+    assert "CleanRL" not in capsys.readouterr().out
+
+
 def test_same_tags_tells_a_changed_result_from_an_unchanged_one():
     import same_tags
 

@@ -458,6 +458,7 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game
     start_time = time.time()
+    sps = 0
 
     obs, _ = envs.reset(seed=args.seed + start_step)
     n_envs = args.num_envs
@@ -516,8 +517,8 @@ if __name__ == "__main__":
                 for target_param, q_param in zip(target_network.parameters(), q_network.parameters()):
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
-        sps = int((global_step - start_step) / (time.time() - start_time))
         if crossed(global_step, n_envs, 100):
+            sps = int((global_step - start_step) / (time.time() - start_time))
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if crossed(global_step, n_envs, 10_000) or iteration == num_iterations - 1:

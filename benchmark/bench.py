@@ -10,6 +10,8 @@
     python benchmark/bench.py --profile           # only: where dqn.py's time goes per env step, 1 and 8 envs,
                                                   # and what a step of each vector env of CartPole costs
     python benchmark/bench.py --checkpoint        # only: saving and reading a full 1M-step Atari replay memory
+    python benchmark/bench.py --limits            # only: each update's and action's FLOPs, this CPU's matmul peak,
+                                                  # and how far the scripts' arithmetic is from it
 
 The table's header names the CPU model, cores, torch version and date: figures hold for that machine only, so quote
 the ratios, which compare programs measured in the same run. For each configuration each program runs as a user
@@ -365,6 +367,119 @@ def profile(steps, before, n_envs):
     )
 
 
+def update_and_action(q_network, target_network, rb, batch, gamma, lr):
+    """One update (sample, TD target, loss, backward, Adam) and one greedy action, as the scripts' loops compute
+    them."""
+    import torch
+    import torch.nn.functional as F
+
+    target_network.load_state_dict(q_network.state_dict())
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=lr, fused=True)
+    obs = torch.as_tensor(rb.sample(1).observations)
+
+    def update():
+        data = rb.sample(batch)
+        with torch.no_grad():
+            target_max, _ = target_network(data.next_observations).max(dim=1)
+            td_target = data.rewards.flatten() + gamma * target_max * (1 - data.dones.flatten())
+        old_val = q_network(data.observations).gather(1, data.actions).squeeze(1)
+        loss = F.mse_loss(td_target, old_val)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def act():
+        with torch.no_grad():
+            return q_network(obs).argmax(dim=1).cpu().numpy()
+
+    return update, act
+
+
+def flops(fn):
+    """The FLOPs of one call: torch's count of its matrix products and convolutions, forward and backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def limits(rounds=300):
+    """How far each configuration is from what this CPU can do. The FLOPs of one update (sample, target, loss,
+    backward, Adam) and of one greedy action, counted by torch's FlopCounterMode on the scripts' own QNetwork (matrix
+    products and convolutions, forward and backward: the arithmetic that matters), against a plain float32 matmul at
+    the thread count the script uses by default (its peak here), and the time of each in this process, computed as the
+    script computes it. At the peak rate a product of these small matrices is out of reach (MKL's tiny-matrix paths and
+    torch's dispatch cost more than the arithmetic): the ratio says how much a compiler or a faster kernel could ever
+    recover, not what it will."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    sys.path.insert(0, ROOT)
+    import dqn
+    import dqn_atari
+
+    def best(fn, n):  # the median of 5 rounds of n calls, per call (seconds)
+        fn()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.append((time.perf_counter() - start) / n)
+        return float(np.median(times))
+
+    def peak(threads, size=1024):
+        torch.set_num_threads(threads)
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        return 2 * size**3 / best(lambda: a @ b, 10)
+
+    torch.manual_seed(0)
+    cartpole_memory = ReplayBuffer(
+        10_000,
+        gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+        gym.spaces.Discrete(2),
+        handle_timeout_termination=False,
+    )
+    for _ in range(10_000):
+        o = np.random.randn(1, 4).astype(np.float32)
+        cartpole_memory.add(o, o, np.random.randint(2, size=1), np.ones(1), np.zeros(1), [{}])
+    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    breakout_memory = dqn_atari.FrameReplayBuffer(100_000, frames, gym.spaces.Discrete(4))
+    steps = breakout_stream(dqn_atari)
+    for i in range(20_000):
+        breakout_memory.add(*steps[i % len(steps)], {})
+    configs = [  # label, the script's networks, its memory, batch, gamma, learning rate, default torch threads
+        ("CartPole-v1 (dqn.py)", dqn.QNetwork(4, 2), dqn.QNetwork(4, 2), cartpole_memory, 128, 0.99, 2.5e-4, 1),
+        (
+            "Breakout (dqn_atari.py)",
+            dqn_atari.QNetwork(4),
+            dqn_atari.QNetwork(4),
+            breakout_memory,
+            32,
+            0.99,
+            1e-4,
+            torch.get_num_threads(),
+        ),
+    ]
+    print(
+        f"{machine()}; float32; medians of 5 rounds\n\n| configuration | torch threads | matmul peak (GFLOP/s) | "
+        "update (MFLOP) | update at the peak (us) | update measured (us) | measured / peak | action (MFLOP) | "
+        "action at the peak (us) | action measured (us) | measured / peak |\n" + "|---" * 11 + "|"
+    )
+    for label, q_network, target_network, rb, batch, gamma, lr, threads in configs:
+        update, act = update_and_action(q_network, target_network, rb, batch, gamma, lr)
+        counts = [flops(update), flops(act)]
+        rate = peak(threads)
+        times = [best(update, rounds // (10 if "Breakout" in label else 1)), best(act, rounds * 3)]
+        cells = [
+            f"{count / 1e6:,.2f} | {count / rate * 1e6:,.1f} | {t * 1e6:,.0f} | {t / (count / rate):,.1f}x"
+            for count, t in zip(counts, times)
+        ]
+        print(f"| {label} | {threads} | {rate / 1e9:,.0f} | {cells[0]} | {cells[1]} |", flush=True)
+
+
 def vector_env_numbers(steps=5000):
     """gymnasium's SyncVectorEnv of CartPole (dqn.py's, SAME_STEP) against its NumPy CartPoleVectorEnv (NEXT_STEP)."""
     import gymnasium as gym
@@ -426,14 +541,17 @@ if __name__ == "__main__":
         "--checkpoint", action="store_true", help="only the checkpoint of a full 1M-step Atari replay memory"
     )
     parser.add_argument("--profile", action="store_true", help="only: where dqn.py's time goes per env step")
+    parser.add_argument("--limits", action="store_true", help="only: FLOPs and this CPU's matmul peak against time")
     parser.add_argument("--sb3", help=argparse.SUPPRESS)  # internal: one SB3 run, in its own process
     options = parser.parse_args()
     if options.sb3:
         sys.exit(sb3_child(json.loads(options.sb3)))
     if options.repeat < 1:
         sys.exit(f"bench.py: error: --repeat must be >= 1, got {options.repeat}")
-    if options.cuda and (options.checkpoint or options.profile):
-        sys.exit("bench.py: error: --checkpoint and --profile measure the CPU; --cuda goes with the table only")
+    if options.cuda and (options.checkpoint or options.profile or options.limits):
+        sys.exit(
+            "bench.py: error: --checkpoint, --profile and --limits measure the CPU; --cuda goes with the table only"
+        )
     if options.cuda:
         import torch
 
@@ -441,6 +559,8 @@ if __name__ == "__main__":
             sys.exit(print("bench.py: --cuda: this machine has no CUDA device; nothing was measured", file=sys.stderr))
     if options.checkpoint:
         sys.exit(checkpoint_numbers(1_000_000))
+    if options.limits:
+        sys.exit(limits(10 if options.quick else 300))
     if options.profile:
         for n_envs in (1, 8):
             profile(15_000 if options.quick else 60_000, 10_000 if not options.quick else 5_000, n_envs)

@@ -429,3 +429,24 @@ def test_each_tier_runs_the_survivors_of_the_one_before_and_a_second_run_skips_w
     results = mutate.run_tiers("dqn.py", found, tiers, str(tmp_path), 2)
     assert {n: code for n, (code, _) in results.items()} == {0: 1, 1: 1, 2: 0, 3: 0}
     assert ran == [("tests/t.py::fast", 1), ("tests/t.py::fast", 2), ("tests/t.py::slow", 2)]
+
+
+def test_the_limits_count_two_forward_passes_and_one_backward_per_update_and_one_forward_per_action():
+    """bench.py --limits: FLOPs of dqn.py's CartPole update and action, against a count by hand (the products of the
+    4-120-84-2 network; backward computes the weights' gradients, and the inputs' for all but the first layer)."""
+    import bench
+    import gymnasium as gym
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    import dqn
+
+    rb = ReplayBuffer(
+        256, gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(2), handle_timeout_termination=False
+    )
+    for _ in range(256):
+        o = np.zeros((1, 4), np.float32)
+        rb.add(o, o, np.zeros(1), np.ones(1), np.zeros(1), [{}])
+    update, act = bench.update_and_action(dqn.QNetwork(4, 2), dqn.QNetwork(4, 2), rb, 128, 0.99, 2.5e-4)
+    weights, inner = 4 * 120 + 120 * 84 + 84 * 2, 120 * 84 + 84 * 2  # multiply-adds per sample
+    assert bench.flops(update) == 2 * 128 * (2 * weights + weights + inner)
+    assert bench.flops(act) == 2 * weights

@@ -3,7 +3,9 @@ a script (an exact replacement, found once), and the rule tests named beside it 
 survives fails here under its own name. When a script changes, its mutants change with it (a replacement that no
 longer matches fails too)."""
 
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -232,7 +234,31 @@ MUTANTS = [
 ]
 
 
-def run_mutant(folder, script, name, old, new, tests):
+# A process that imports what every rule test imports, once, then forks a child per mutant to run its rule tests
+# (pytest.main): each mutant pays for its tests, not for importing torch. A line in: the mutant's folder, test file,
+# -k expression and log file; a line out: the child's pytest exit code.
+ZYGOTE = """
+import json, os, signal, sys
+import gymnasium, numpy, pytest, stable_baselines3, tensorboard, torch
+for line in sys.stdin:
+    folder, test_file, tests, log = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(600)  # a mutant that hangs its tests is killed (no exit code 1: it fails as surviving)
+        os.environ.update(DQN_SCRIPTS=folder, OMP_NUM_THREADS="1")
+        os.chdir(folder)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+def run_mutant(zygotes, folder, script, name, old, new, tests):
     """Applies the mutant to a copy of the scripts in `folder`, runs its rule tests there: (pytest's exit, output)."""
     os.makedirs(folder)
     for s in ("dqn.py", "dqn_atari.py"):
@@ -245,15 +271,16 @@ def run_mutant(folder, script, name, old, new, tests):
         f.write(source.replace(old, new))
     test_file, _, tests = tests.rpartition("::")  # (a test file of its own, or the script's)
     test_file = os.path.join(TESTS, test_file or ("test_dqn_atari.py" if script == "dqn_atari.py" else "test_dqn.py"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", test_file, "-k", tests],
-        env={**os.environ, "DQN_SCRIPTS": folder, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=folder,
-    )
-    return result.returncode, f"{test_file} -k '{tests}':\n{result.stdout[-1500:]}"
+    log = os.path.join(folder, "pytest.log")
+    zygote = zygotes.get()
+    try:
+        zygote.stdin.write(json.dumps([folder, test_file, tests, log]) + "\n")
+        zygote.stdin.flush()
+        code = int(zygote.stdout.readline())
+    finally:
+        zygotes.put(zygote)
+    with open(log) as f:
+        return code, f"{test_file} -k '{tests}':\n{f.read()[-1500:]}"
 
 
 @pytest.fixture(scope="module")
@@ -262,9 +289,29 @@ def outcomes(tmp_path_factory):
     from concurrent.futures import ThreadPoolExecutor
 
     root = tmp_path_factory.mktemp("mutants")
-    with ThreadPoolExecutor(2) as pool:
-        runs = {m[1] + m[0]: pool.submit(run_mutant, str(root / str(i)), *m) for i, m in enumerate(MUTANTS)}
-        return {key: run.result() for key, run in runs.items()}
+    zygotes = queue.Queue()
+    started = []
+    for _ in range(2):
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-c", ZYGOTE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+        )
+        zygotes.put(started[-1])
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            runs = {
+                m[1] + m[0]: pool.submit(run_mutant, zygotes, str(root / str(i)), *m) for i, m in enumerate(MUTANTS)
+            }
+            return {key: run.result() for key, run in runs.items()}
+    finally:
+        for zygote in started:
+            zygote.stdin.close()
+            zygote.wait(timeout=60)
 
 
 @pytest.mark.parametrize("script,name", [m[:2] for m in MUTANTS], ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])

@@ -23,8 +23,9 @@ against env steps, and each program's mean over its seeds.
 
 The aggregate (`--aggregate`) takes each run's last 40 games on every game with results, human-normalises them,
 (score - random) / (human - random), with benchmark/report.py's published random and human scores, and gives per
-program the IQM over runs and games with a 95 % stratified bootstrap confidence interval (rliable, Agarwal et al.
-2021), and the probability that a run of ours beats a run of CleanRL's on a game, with its interval.
+program the IQM over runs and games (on each game its first n seeds, n the fewest runs it has on any game) with a 95 %
+stratified bootstrap confidence interval (rliable, Agarwal et al. 2021), and the probability that a run of ours beats a
+run of CleanRL's on a game, with its interval.
 
 The `runs/` folders are git-ignored (checkpoints are large): commit a run's events with
 `git add -f <results>/GAME/runs/*/events.out.tfevents.*`, and its console log.
@@ -185,18 +186,22 @@ def aggregate(results):
     matrices = {}
     for program in ("ours", "CleanRL"):
         played = [g for g in games if games[g].get(program)]
-        seeds = sorted(set.intersection(*(set(games[g][program]) for g in played)), key=int) if played else []
-        if not seeds:
+        if not played:
             continue
-        lo_hi = [ATARI[atari_game(g)] for g in played]
-        matrices[program] = (
-            played,
-            np.array([[(games[g][program][s] - lo) / (hi - lo) for g, (lo, hi) in zip(played, lo_hi)] for s in seeds]),
-        )
+        # rliable wants runs x games: each game's first n seeds, n the fewest any game has (runs are exchangeable)
+        n = min(len(games[g][program]) for g in played)
+        seeds = {g: sorted(games[g][program], key=int)[:n] for g in played}
+        normalised = {
+            g: [(games[g][program][s] - ATARI[atari_game(g)][0]) / np.ptp(ATARI[atari_game(g)]) for s in seeds[g]]
+            for g in played
+        }
+        matrices[program] = (played, np.array([normalised[g] for g in played]).T)
         est = estimates(matrices[program][1], {"IQM": "aggregate_iqm", "mean": "aggregate_mean"})
+        same = all(seeds[g] == seeds[played[0]] for g in played)
+        used = [", ".join(seeds[g]) if same else f"{atari_game(g)} {', '.join(seeds[g])}" for g in played]
+        used = used[0] if same else "; ".join(used)
         rows.append(
-            f"| {program} | {', '.join(atari_game(g) for g in played)} | {', '.join(seeds)} | "
-            f"{len(seeds)} x {len(played)} | "
+            f"| {program} | {', '.join(atari_game(g) for g in played)} | {used} | {n} x {len(played)} | "
             + " | ".join(f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in est.values())
             + " |"
         )

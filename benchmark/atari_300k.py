@@ -191,15 +191,16 @@ def aggregate(results):
         # rliable wants runs x games: each game's first n seeds, n the fewest any game has (runs are exchangeable)
         n = min(len(games[g][program]) for g in played)
         seeds = {g: sorted(games[g][program], key=int)[:n] for g in played}
-        normalised = {
-            g: [(games[g][program][s] - ATARI[atari_game(g)][0]) / np.ptp(ATARI[atari_game(g)]) for s in seeds[g]]
-            for g in played
-        }
-        matrices[program] = (played, np.array([normalised[g] for g in played]).T)
+        normalised = []  # a row per game
+        for g in played:
+            lo, hi = ATARI[atari_game(g)]
+            normalised.append([(games[g][program][s] - lo) / (hi - lo) for s in seeds[g]])
+        matrices[program] = (played, np.array(normalised).T)
         est = estimates(matrices[program][1], {"IQM": "aggregate_iqm", "mean": "aggregate_mean"})
-        same = all(seeds[g] == seeds[played[0]] for g in played)
-        used = [", ".join(seeds[g]) if same else f"{atari_game(g)} {', '.join(seeds[g])}" for g in played]
-        used = used[0] if same else "; ".join(used)
+        if all(seeds[g] == seeds[played[0]] for g in played):
+            used = ", ".join(seeds[played[0]])
+        else:
+            used = "; ".join(f"{atari_game(g)} {', '.join(seeds[g])}" for g in played)
         rows.append(
             f"| {program} | {', '.join(atari_game(g) for g in played)} | {used} | {n} x {len(played)} | "
             + " | ".join(f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, lo, hi in est.values())

@@ -1,4 +1,5 @@
 # DQN (Mnih et al. 2015) for classic control, one file. Docs: README.md and docs/
+import copy
 import fcntl
 import glob
 import importlib.util
@@ -74,7 +75,7 @@ class Args:
     eval_episodes: int = 10
     """the number of evaluation episodes after training"""
     checkpoint_frequency: int = 0
-    """the timesteps between checkpoints (0: only on Ctrl-C or SIGTERM)"""
+    """the timesteps between checkpoints (0: only at Ctrl-C, SIGTERM or an error)"""
     resume: str | None = None
     """continue this run (folder or checkpoint) with its flags; --total-timesteps may grow"""
 
@@ -179,6 +180,8 @@ def check_args(args, step):
 
 def load_tensors(path):
     if os.path.isdir(path):  # a run folder
+        if not os.path.exists(f"{path}/checkpoint/checkpoint.pt"):
+            fail(f"'{path}' has no checkpoint: the run stopped before its first one, or it is not a run folder")
         path = f"{path}/checkpoint/checkpoint.pt"
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True), path
@@ -194,8 +197,30 @@ def fits(saved, fresh):
     return type(saved) is type(fresh) or (type(fresh), type(saved)) in ((float, int), (type(None), str))
 
 
-def misfits(saved, fresh):  # the keys whose values do not fit, or that only one has
-    return [k for k in {**fresh, **saved} if not fits(saved.get(k), fresh.get(k))]
+def described(value):  # for a line about a checkpoint's entry
+    if torch.is_tensor(value):
+        return f"{value.dtype} {list(value.shape)}"
+    return f"{type(value).__name__} of {len(value)}" if isinstance(value, (list, tuple)) else type(value).__name__
+
+
+def mismatches(saved, fresh, name="checkpoint"):
+    """The entries of a checkpoint that are missing, extra or unlike this script's own (docs/long-runs.md)."""
+    if not isinstance(fresh, (dict, list, tuple)):
+        return [] if fits(saved, fresh) else [f"{name} is {described(saved)}, not {described(fresh)}"]
+    if type(saved) is not type(fresh) or (not isinstance(fresh, dict) and len(saved) != len(fresh)):
+        return [f"{name} is {described(saved)}, not {described(fresh)}"]
+    if not isinstance(fresh, dict):
+        return [m for i in range(len(fresh)) for m in mismatches(saved[i], fresh[i], f"{name}[{i}]")]
+    if fresh and all(type(k) is str for k in fresh):  # named entries
+        problems = [f"{name}.{k} extra" for k in saved if k not in fresh]
+        problems += [f"{name}.{k} missing" for k in fresh if k not in saved]
+        for k in [k for k in fresh if k in saved]:
+            problems += mismatches(saved[k], fresh[k], f"{name}.{k}")
+        return problems
+    problems = []  # data (optimizer state, last frames, chunks): each value like fresh's of its key, or else a first
+    for k, v in saved.items():
+        problems += mismatches(v, fresh.get(k, next(iter(fresh.values() or saved.values()))), f"{name}[{k!r}]")
+    return problems
 
 
 def lock_run_folder(run_dir):  # one process per run folder; the OS frees the lock at exit
@@ -210,20 +235,15 @@ def lock_run_folder(run_dir):  # one process per run folder; the OS frees the lo
     return lock
 
 
-def write_checkpoint(state, run_dir):
-    path = f"{run_dir}/checkpoint/checkpoint.pt"
+def write_file(path, save):  # all or nothing: a kill or an error leaves the file that was there
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "wb") as f:
-            torch.save(state, f)
+            save(f)
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
-        return True
-    except Exception as e:
-        print(f"{SCRIPT}: warning: checkpoint of step {state['global_step']:,} not written: {e}", file=sys.stderr)
+    finally:
         if os.path.exists(path + ".tmp"):
             os.remove(path + ".tmp")
-        return False
 
 
 @torch.no_grad()
@@ -243,13 +263,22 @@ def evaluate(q_network, args, run_name, device, rng):
     return returns
 
 
-def is_checkpoint(saved, defaults):
-    try:
-        flags_fit = all(fits(v, defaults.get(k, v)) for k, v in saved["args"].items())
-        step = saved["global_step"]
-        return flags_fit and type(step) is int and step >= 0 and 0 < saved["exploration_steps"] < np.inf
-    except Exception:
-        return False
+def checkpoint_problems(saved, defaults):  # what parse_args reads: the flags (of Args' types), the step, ε's decay
+    if not isinstance(saved, dict) or not isinstance(saved.get("args"), dict):
+        return ["checkpoint.args missing"]
+    flags = saved["args"].items()
+    problems = [f"checkpoint.args.{k} is {v!r:.20}" for k, v in flags if not fits(v, defaults.get(k, v))]
+    step, decay = saved.get("global_step"), saved.get("exploration_steps")
+    if type(step) is not int or step < 0:
+        problems.append(f"checkpoint.global_step is {step!r:.20}")
+    if type(decay) not in (int, float) or not 0 < decay < np.inf:
+        problems.append(f"checkpoint.exploration_steps is {decay!r:.20}")
+    return problems
+
+
+def refuse_checkpoint(path, problems):
+    more = f" and {len(problems) - 6} more" if len(problems) > 6 else ""
+    fail(f"'{path}' is not a checkpoint of this {SCRIPT}: {', '.join(problems[:6])}{more}")
 
 
 def parse_args(argv=None):
@@ -259,8 +288,8 @@ def parse_args(argv=None):
     if args.resume:
         saved, path = load_tensors(args.resume)
         defaults = vars(Args())
-        if not is_checkpoint(saved, defaults):
-            fail(f"'{path}' is not a checkpoint of this {SCRIPT}")
+        if problems := checkpoint_problems(saved, defaults):
+            refuse_checkpoint(path, problems)
         saved["path"] = path
         before = {k: saved["args"].get(k, v) for k, v in defaults.items()}  # (a flag added since: its default)
         args = tyro.cli(Args, args=argv, default=Args(**{**before, "resume": args.resume}))
@@ -307,7 +336,7 @@ if __name__ == "__main__":
     global_step = start_step = saved["global_step"] if saved else 0
     learner = dict(q_network=q_network, target_network=target_network, optimizer=optimizer)
 
-    def checkpoint():
+    def checkpoint(learner):
         _, key, *numpy_state = np.random.get_state()
         # the replay memory: every field but its spaces and device; arrays as tensors
         memory = {k: v for k, v in vars(rb).items() if not isinstance(v, (gym.Space, torch.device))}
@@ -322,8 +351,12 @@ if __name__ == "__main__":
 
     if saved:
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(saved["path"])))
-        if wrong := misfits(saved["buffer"], checkpoint()["buffer"]):
-            fail(f"the replay memory's {', '.join(wrong)} saved in '{saved['path']}' differ from this script's")
+        trial = copy.deepcopy(learner)  # after one update, so that its optimizer's state has all its entries
+        trial["q_network"](torch.zeros(1, *rb.obs_shape, device=device)).sum().backward()
+        trial["optimizer"].step()
+        fresh = checkpoint(trial)
+        if problems := mismatches({**saved, "args": {}, "path": ""}, {**fresh, "args": {}, "path": ""}):
+            refuse_checkpoint(saved["path"], problems)
         try:
             for k, v in learner.items():
                 v.load_state_dict(saved[k])
@@ -356,6 +389,37 @@ if __name__ == "__main__":
         [make_env(args.env_id, args.seed + i, i, args.capture_video, run_name) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
+
+    # ---- Keeping the work: checkpoints, and what a signal or an error saves before the run ends ----
+    def save_checkpoint():  # returns whether it was written
+        try:
+            os.makedirs(f"{run_dir}/checkpoint", exist_ok=True)
+            state = checkpoint(learner)
+            write_file(f"{run_dir}/checkpoint/checkpoint.pt", lambda f: torch.save(state, f))
+            return True
+        except Exception as e:
+            print(f"{SCRIPT}: warning: checkpoint of step {global_step:,} not written: {e}", file=sys.stderr)
+            return False
+
+    def save_model():
+        model_path = f"{run_dir}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+
+    def keep_work():  # the model, the events and a checkpoint; then how to go on
+        save_model()
+        writer.close()
+        return f"continue with --resume {run_dir}" if save_checkpoint() else "no checkpoint written"
+
+    def on_error(kind, error, trace):  # an error in the loop or the evaluation: save, then show it
+        try:
+            how_to_continue = keep_work()
+        except Exception as e:
+            how_to_continue = f"the work could not be saved: {type(e).__name__}: {e}"
+        previous_excepthook(kind, error, trace)
+        print(f"{SCRIPT}: {kind.__name__} at step {global_step:,}; {how_to_continue}", file=sys.stderr)
+
+    previous_excepthook, sys.excepthook = sys.excepthook, on_error
 
     # TRY NOT TO MODIFY: start the game
     start_time = time.time()
@@ -425,7 +489,7 @@ if __name__ == "__main__":
             mean = np.mean(recent_returns or [np.nan])
             print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
-            write_checkpoint(checkpoint(), run_dir)
+            save_checkpoint()
         if stop_signal:
             break
 
@@ -435,13 +499,9 @@ if __name__ == "__main__":
             writer.add_scalar("eval/episodic_return", episodic_return, i)
     for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")) if args.track else []:
         wandb.log({"videos/" + video.split("/")[1]: wandb.Video(video)})
-    if args.save_model or stop_signal:
-        model_path = f"{run_dir}/{args.exp_name}.pt"
-        torch.save(q_network.state_dict(), model_path)
-        print(f"model saved to {model_path}")
-    writer.close()
     if stop_signal:
-        written = write_checkpoint(checkpoint(), run_dir)
-        how_to_continue = f"; continue with --resume {run_dir}" if written else ""
-        print(f"{SCRIPT}: stopped at step {global_step:,}{how_to_continue}", file=sys.stderr)
+        print(f"{SCRIPT}: stopped at step {global_step:,}; {keep_work()}", file=sys.stderr)
         sys.exit(128 + stop_signal[0])
+    if args.save_model:
+        save_model()
+    writer.close()

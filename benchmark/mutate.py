@@ -45,7 +45,7 @@ REGIONS = ("QNetwork", "linear_schedule", "crossed", "evaluate", "FrameReplayBuf
 MAIN_FROM = "random.seed(args.seed)"  # the main block's mutated statements start here and end with the loop
 SKIP_STATEMENTS = re.compile(
     r"print\(|last_print|steps_per_second|sps = |n_envs, 10_000\)|charts/SPS|wandb|lock_run_folder|run_dir = |"
-    r"run_name = |SummaryWriter|add_text|table = |misfits\(|eval_checkpoint|signal\.signal|fail\(|sync_tensorboard|"
+    r"run_name = |SummaryWriter|add_text|table = |mismatches\(|eval_checkpoint|signal\.signal|fail\(|sync_tensorboard|"
     r"if not saved:|recent_returns"
 )
 NOT_RUN = re.compile(  # tests that end before any mutated line runs: flags and files refused at the start, --help
@@ -137,7 +137,7 @@ EQUIVALENT = {  # (scripts, line, mutated line): why it cannot change what the s
         "obs_space = gym.spaces.Box((np.inf), np.inf, (obs_dim,), np.float32)",
     ): "SB3's buffer reads only the space's shape and dtype, not its bounds",
     (
-        "dqn.py dqn_atari.py",
+        "dqn.py",
         "setattr(rb, k, v.numpy().copy() if torch.is_tensor(v) else v)",
         "setattr(rb, k, (v.numpy()) if torch.is_tensor(v) else v)",
     ): "torch.load(mmap=True) maps the file privately (copy on write): the same values; writes never reach the file",

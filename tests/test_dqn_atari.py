@@ -655,7 +655,7 @@ def test_the_published_defaults_are_pinned():
         learning_starts=80000,
         train_frequency=4,
         eval_episodes=10,
-        checkpoint_frequency=0,
+        checkpoint_frequency=100000,  # not CleanRL's (it has none): checkpoints that write only what is new
         resume=None,
         eval_checkpoint=None,
     )

@@ -236,7 +236,7 @@ CHECKPOINTED = {  # a finished run with a checkpoint at its last step: a resume 
     "dqn_atari.py": [
         "--total-timesteps=300",
         "--learning-starts=100",
-        "--buffer-size=200",
+        "--buffer-size=10000",  # the frames (70 MB) saved by chunks, a file of their own
         "--checkpoint-frequency=300",
     ],
 }
@@ -255,6 +255,14 @@ def checkpoints(tmp_path_factory):
     return made
 
 
+def containers(tree, where="checkpoint"):
+    """(where, container) for every dict and list in a loaded checkpoint, at any level."""
+    if isinstance(tree, (dict, list)):
+        yield where, tree
+        for key, value in tree.items() if isinstance(tree, dict) else enumerate(tree):
+            yield from containers(value, f"{where}[{key!r}]")
+
+
 def damage(draw, folder, other):
     """Damages the checkpoint in `folder` one way, drawn; returns what was done."""
     import shutil
@@ -264,7 +272,25 @@ def damage(draw, folder, other):
     files = sorted(os.listdir(folder))
     name = draw(st.sampled_from(files))
     path = os.path.join(folder, name)
-    how = draw(st.sampled_from(["truncate", "garble", "delete", "empty", "swap", "value", "value", "value"]))
+    ways = ["truncate", "garble", "delete", "empty", "swap", "value", "value", "drop", "drop", "add", "add"]
+    how = draw(st.sampled_from(ways))
+    if name != "checkpoint.pt" and how in ("value", "drop", "add"):  # (a chunk of the memory: bytes only)
+        how = "garble"
+    if how in ("drop", "add"):  # an entry taken away from, or added to, any dict or list of checkpoint.pt
+        state = torch.load(path, weights_only=True)
+        where, container = draw(st.sampled_from(list(containers(state))))
+        keys = list(container) if isinstance(container, dict) else list(range(len(container)))
+        if how == "drop" and keys:
+            key = draw(st.sampled_from(keys))
+            del container[key]
+        else:
+            key, value = "extra", draw(st.sampled_from(HOSTILE_JSON + [torch.zeros(2)]))
+            if isinstance(container, dict):
+                container[key] = value
+            else:
+                container.append(value)
+        torch.save(state, path)
+        return f"{where}[{key!r}] {how}"
     if how == "swap":  # the other script's file of the same kind, or the whole other checkpoint
         theirs = [f for f in os.listdir(other) if f.split(".")[0] == name.split(".")[0]]
         if draw(st.booleans()) or not theirs:
@@ -342,6 +368,70 @@ def test_a_damaged_checkpoint_is_loaded_or_refused_with_one_line_and_nothing_wri
         capsys.readouterr()
 
     check()
+
+
+def drop(*keys):
+    def edit(state):
+        for key in keys[:-1]:
+            state = state[key]
+        del state[keys[-1]]
+
+    return edit
+
+
+def add(*keys, value=1):
+    def edit(state):
+        for key in keys[:-1]:
+            state = state[key]
+        state[keys[-1]] = value
+
+    return edit
+
+
+ENTRIES = [  # (script, an edit of checkpoint.pt, the words of the one line that refuses it)
+    ("dqn.py", drop("args"), "checkpoint.args missing"),
+    ("dqn.py", drop("global_step"), "checkpoint.global_step is None"),
+    ("dqn.py", drop("rng"), "checkpoint.rng missing"),
+    ("dqn.py", add("extra"), "checkpoint.extra extra"),
+    ("dqn.py", drop("optimizer", "state", 0, "exp_avg"), "checkpoint.optimizer.state[0].exp_avg missing"),
+    ("dqn.py", add("optimizer", "state", 0, "extra"), "checkpoint.optimizer.state[0].extra extra"),
+    ("dqn.py", drop("q_network", "network.4.bias"), "checkpoint.q_network.network.4.bias missing"),
+    ("dqn.py", add("buffer", "priorities", value=0.5), "checkpoint.buffer.priorities extra"),
+    ("dqn.py", add("rng", 2, value=[1, 2]), "checkpoint.rng[2] is list of 2"),
+    ("dqn_atari.py", drop("buffer"), "checkpoint.buffer missing"),
+    ("dqn_atari.py", drop("buffer", "last_frames"), "checkpoint.buffer.last_frames missing"),
+    ("dqn_atari.py", drop("chunks", "frames"), "checkpoint.chunks.frames missing"),
+    ("dqn_atari.py", drop("rng", 3, "state", "inc"), "checkpoint.rng[3].state.inc missing"),
+    ("dqn_atari.py", add("target_network", "network.0.weight", value=0), "checkpoint.target_network.network.0.weight"),
+    ("dqn_atari.py", add("exploration_steps", value="x"), "checkpoint.exploration_steps is 'x'"),
+]
+
+
+@pytest.mark.parametrize("script,edit,named", ENTRIES, ids=[f"{e[0]}: {e[2]}" for e in ENTRIES])
+def test_a_checkpoint_with_an_entry_missing_added_or_mistyped_is_refused_naming_it(
+    script, edit, named, checkpoints, tmp_path, monkeypatch
+):
+    import runpy
+    import shutil
+
+    import torch
+
+    from conftest import ROOT
+
+    run_dir = str(tmp_path / "runs" / "run")
+    shutil.copytree(checkpoints[script], run_dir)
+    path = os.path.join(run_dir, "checkpoint", "checkpoint.pt")
+    state = torch.load(path, weights_only=True)
+    edit(state)
+    torch.save(state, path)
+    before = tree(run_dir)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [script, "--resume", run_dir])
+    with pytest.raises(SystemExit) as refused:
+        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+    [line] = str(refused.value.code).splitlines()
+    assert line.startswith(f"{script}: error: '{path}' is not a checkpoint of this {script}: ") and named in line, line
+    assert tree(run_dir) == before, "nothing written"
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def tree(path):
 
 
 def checkpoint_files(run_dir):
-    """The files a run's checkpoint is made of: one, the memory included."""
-    return {"checkpoint.pt"}
+    """The files a run's checkpoint is made of: checkpoint.pt and the chunks of a memory's large arrays it names."""
+    chunks = manifest(run_dir).get("chunks", {})
+    return {"checkpoint.pt"} | {file for saved in chunks.values() for _, file in saved.values()}
 
 
 @pytest.mark.parametrize("script,sig,code", [("dqn.py", signal.SIGINT, 130), ("dqn_atari.py", signal.SIGTERM, 143)])
@@ -112,24 +113,33 @@ def test_checkpoints_are_written_at_each_multiple_of_the_checkpoint_frequency_on
     assert manifest(run_dirs(workdir)[0])["global_step"] == 600, "the last multiple of 300, not the run's last step"
 
 
-@pytest.mark.parametrize("script", ["dqn.py", "dqn_atari.py"])
-def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script):
+@pytest.mark.parametrize(
+    "script,buffer_size,steps,every",
+    [
+        ("dqn.py", 600, 900, 900),
+        ("dqn_atari.py", 600, 900, 900),
+        ("dqn_atari.py", 10000, 12000, 6000),  # the frames (70 MB) by chunks, the second one across the wrap
+    ],
+)
+def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script, buffer_size, steps, every):
     first = run_in_process(
         monkeypatch,
         workdir,
         script,
         *FLAGS[script],
         "--buffer-size",
-        600,
+        buffer_size,
         "--total-timesteps",
-        900,
+        steps,
+        "--learning-starts",
+        steps - 300,
         "--checkpoint-frequency",
-        900,
+        every,
         "--eval-episodes",
         0,
     )  # the buffer wraps around
     run_dir = run_dirs(workdir)[0]
-    assert manifest(run_dir)["global_step"] == 900
+    assert manifest(run_dir)["global_step"] == steps
     path = f"{run_dir}/checkpoint/checkpoint.pt"  # its random states made ones that no run of seed 1 has
     saved = torch.load(path, weights_only=True)
     torch.manual_seed(123)
@@ -198,17 +208,17 @@ def test_checkpoint_that_cannot_be_written_keeps_the_last_good_one_and_the_run_g
     assert scalars(run_dir)["charts/SPS"][-1][0] == 3000
 
 
-# A kill -9 at moments of the second checkpoint (step 1000): in the middle of its file, and after the file is written
-# but before it replaces checkpoint.pt.
+# A kill -9 at moments of the second checkpoint (step 1000): in the middle of its file, after the file is written but
+# before it replaces checkpoint.pt, and (dqn_atari.py's frames, saved by chunks) in the middle of a chunk's file.
 KILLER = """
 import os, runpy, signal, sys
 import numpy as np, torch
 script, moment, sys.argv = sys.argv[1], sys.argv[2], sys.argv[1:2] + sys.argv[3:]
 
-def kill_at_call(function, n, calls=[]):
+def kill_at_call(function, n, suffix, at=1, calls=[]):
     def patched(*args, **kwargs):
-        file = args[1] if function is torch.save else args[0]
-        if function is not torch.save or str(getattr(file, "name", "")).endswith(".tmp"):
+        file = args[at]
+        if str(getattr(file, "name", file)).endswith(suffix):
             calls.append(file)
         if len(calls) == n:
             if hasattr(file, "write"):
@@ -219,9 +229,11 @@ def kill_at_call(function, n, calls=[]):
     return patched
 
 if moment == "in-a-file":
-    torch.save = kill_at_call(torch.save, 2)
+    torch.save = kill_at_call(torch.save, 2, "checkpoint.pt.tmp")
+elif moment == "in-a-chunk":
+    np.save = kill_at_call(np.save, 2, ".npy.tmp", at=0)
 else:
-    os.replace = kill_at_call(os.replace, 2)
+    os.replace = kill_at_call(os.replace, 2, "checkpoint.pt")
 runpy.run_path(script, run_name="__main__")
 """
 
@@ -233,6 +245,7 @@ runpy.run_path(script, run_name="__main__")
         ("dqn.py", "before-the-commit", 500),
         ("dqn_atari.py", "in-a-file", 500),
         ("dqn_atari.py", "before-the-commit", 500),
+        ("dqn_atari.py", "in-a-chunk", 500),
     ],
 )
 def test_a_kill_during_a_save_leaves_a_checkpoint_that_loads_and_resumes(workdir, script, moment, step):
@@ -247,7 +260,7 @@ def test_a_kill_during_a_save_leaves_a_checkpoint_that_loads_and_resumes(workdir
         "--eval-episodes",
         0,
         "--buffer-size",
-        2000,
+        2000 if script == "dqn.py" else 10000,  # (dqn_atari.py's frames: 70 MB, saved by chunks)
     ]
     killed = subprocess.run(
         [sys.executable, "-c", KILLER, os.path.join(ROOT, script), moment, *map(str, flags)],
@@ -278,7 +291,8 @@ def test_a_replay_memory_saved_in_another_layout_is_refused_in_one_line(workdir)
     result = run_script("dqn_atari.py", "--resume", run_dir, "--total-timesteps", 900, cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("dqn_atari.py: error: the replay memory's") and "rows, files, fields" in line, line
+    assert line.startswith("dqn_atari.py: error: '") and "is not a checkpoint of this dqn_atari.py" in line, line
+    assert all(f"checkpoint.buffer.{name} extra" in line for name in ("rows", "files", "fields")), line
     assert tree(run_dir) == before, "nothing written"
 
 
@@ -459,7 +473,21 @@ def test_a_model_for_another_env_gives_one_clear_line(workdir):
 def test_resume_from_something_that_is_not_a_checkpoint_gives_one_clear_line(workdir, path):
     result = run_script("dqn.py", "--resume", os.path.join(ROOT, path), cwd=workdir)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "cannot read" in result.stderr, result.stderr
+    expected = "has no checkpoint" if os.path.isdir(os.path.join(ROOT, path)) else "cannot read"
+    assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
+
+
+def test_resuming_a_run_stopped_before_its_first_checkpoint_says_so_in_one_line(workdir):
+    proc = start("dqn.py", workdir, "--total-timesteps", 10**7)
+    wait_for(os.path.join(workdir, "runs", "*", "events.*"), proc)
+    proc.kill()  # kill -9 before any checkpoint: none was written
+    proc.wait()
+    [run_dir] = run_dirs(workdir)
+    result = run_script("dqn.py", "--resume", run_dir, cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"dqn.py: error: '{run_dir}' has no checkpoint: the run stopped before its first one, or it is not a run folder"
+    ]
 
 
 # ---- one process per run folder ----------------------------------------------------------------------------------
@@ -494,3 +522,108 @@ def test_a_killed_run_frees_its_folder_for_a_resume(workdir):
     step = manifest(run_dir)["global_step"]
     result = run_script("dqn.py", *FLAGS["dqn.py"], "--resume", run_dir, "--total-timesteps", step + 500, cwd=workdir)
     assert result.returncode == 0 and f"at step {step:,}" in result.stdout, result.stderr
+
+
+# ---- an error mid-run keeps the work ------------------------------------------------------------------------------
+
+
+def assert_error_kept_the_work(result, script, run_dir, error):
+    """The error's own traceback is shown, the run exits non-zero, and the last line says how to go on."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback (most recent call last)" in result.stderr, result.stderr
+    assert error in result.stderr
+    assert lines[-1].startswith(f"{script}: RuntimeError at step ") and lines[-1].endswith(f"--resume {run_dir}"), lines
+
+
+def test_an_error_in_the_users_env_keeps_the_model_and_a_checkpoint_that_resumes(workdir):
+    flags = ["--env-id", "tiny_envs:Failing-v0", "--total-timesteps", 3000, "--eval-episodes", 0]
+    result = run_script("dqn.py", *FLAGS["dqn.py"], *flags, cwd=workdir, env={"FAIL_AT": "1500"})
+    [run_dir] = run_dirs(workdir)
+    assert_error_kept_the_work(result, "dqn.py", os.path.relpath(run_dir, workdir), "the env broke at its step 1500")
+    assert os.path.exists(os.path.join(run_dir, "dqn.pt")), "the model is saved"
+    assert manifest(run_dir)["global_step"] == 1499, "the steps done before the error"
+    assert scalars(run_dir)["charts/SPS"][-1][0] == 1400, "TensorBoard's events were flushed"
+    resumed = run_script("dqn.py", "--resume", run_dir, cwd=workdir)  # the env mended (no FAIL_AT)
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout and "at step 1,499" in resumed.stdout
+    assert scalars(run_dir)["charts/SPS"][-1][0] == 3000
+
+
+def edited_copy(workdir, script, old, new):
+    """A copy of the script with one edit, as a researcher makes it."""
+    source = open(os.path.join(ROOT, script)).read()
+    assert source.count(old) == 1
+    path = os.path.join(workdir, script)
+    with open(path, "w") as f:
+        f.write(source.replace(old, new))
+    return path
+
+
+STEP = "        global_step += n_envs\n"
+
+
+def test_an_error_in_an_edited_atari_script_keeps_the_work_and_the_mended_script_resumes_it(workdir):
+    bug = STEP + '        if global_step == 1200:\n            raise RuntimeError("a bug in my edit")\n'
+    copy = edited_copy(workdir, "dqn_atari.py", STEP, bug)
+    flags = [*FLAGS["dqn_atari.py"], "--total-timesteps", 1500, "--buffer-size", 10000, "--eval-episodes", 0]
+    result = subprocess.run([sys.executable, copy, *map(str, flags)], cwd=workdir, capture_output=True, text=True)
+    [run_dir] = run_dirs(workdir)
+    assert_error_kept_the_work(result, "dqn_atari.py", os.path.relpath(run_dir, workdir), "a bug in my edit")
+    assert os.path.exists(os.path.join(run_dir, "dqn_atari.pt")), "the model is saved"
+    saved = manifest(run_dir)
+    assert (saved["global_step"], saved["buffer"]["added"]) == (1200, 1199), "all but the step the error came in"
+    assert set(os.listdir(os.path.join(run_dir, "checkpoint"))) == checkpoint_files(run_dir) != {"checkpoint.pt"}
+    resumed = run_script("dqn_atari.py", "--resume", run_dir, cwd=workdir)  # the script as it was
+    assert resumed.returncode == 0 and "at step 1,200" in resumed.stdout, resumed.stderr
+    assert scalars(run_dir)["charts/SPS"][-1][0] == 1500
+
+
+def test_an_error_whose_work_cannot_be_saved_says_so_and_still_shows_the_error(workdir):
+    bug = STEP + (
+        "        if global_step == 700:\n"
+        '            os.rmdir(f"{run_dir}/checkpoint") if os.path.isdir(f"{run_dir}/checkpoint") else None\n'
+        '            open(f"{run_dir}/checkpoint", "w").close()  # (a file where the folder goes)\n'
+        '            raise RuntimeError("a bug in my edit")\n'
+    )
+    copy = edited_copy(workdir, "dqn.py", STEP, bug)
+    flags = [*FLAGS["dqn.py"], "--total-timesteps", 1000, "--eval-episodes", 0]
+    result = subprocess.run([sys.executable, copy, *map(str, flags)], cwd=workdir, capture_output=True, text=True)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "a bug in my edit" in result.stderr, result.stderr
+    assert any(line.startswith("dqn.py: warning: checkpoint of step 700 not written") for line in lines), lines
+    assert lines[-1] == "dqn.py: RuntimeError at step 700; no checkpoint written", lines
+
+
+# ---- the Atari memory's chunks --------------------------------------------------------------------------------------
+
+
+def test_a_memory_saved_by_chunks_at_any_moments_reads_back_equal_and_each_save_writes_only_what_is_new(
+    tmp_path, monkeypatch
+):
+    import gymnasium as gym
+
+    sys.path.insert(0, ROOT)
+    import dqn_atari
+
+    monkeypatch.setattr(dqn_atari, "CHUNKED", 0)  # every array by chunks, whatever its size
+    spaces = gym.spaces.Box(0, 255, (4, 6, 6), np.uint8), gym.spaces.Discrete(4)
+    rb = dqn_atari.FrameReplayBuffer(50, *spaces, n_envs=2)
+    rng = np.random.default_rng(0)
+    on_disk, saved_at = {}, 0
+    for added in range(1, 181):
+        obs, next_obs = rng.integers(0, 256, (2, 2, 4, 6, 6), dtype=np.uint8)
+        ended = rng.random(2) < 0.2
+        rb.add(obs, next_obs, rng.integers(4, size=2), rng.random(2), ended, {"_final_obs": ended})
+        if added not in (7, 8, 60, 61, 150, 180):  # twice in a row, once after more than a lap of 50
+            continue
+        memory, chunks = dqn_atari.save_memory(rb, str(tmp_path), on_disk)
+        for name, saved in chunks.items():
+            length = len(getattr(rb, name))
+            assert all(last + length > added for last, _ in saved.values()), "a chunk written over since is dropped"
+            new = [(first, last, file) for first, (last, file) in saved.items() if first >= saved_at]
+            assert all(first % length <= last % length for first, last, _ in new), "a chunk does not wrap around"
+            rows = sum(len(np.load(tmp_path / file, mmap_mode="r")) for _, _, file in new)
+            assert rows == min(added - saved_at + 1, length), "only the rows written since the last save"
+        restored = dqn_atari.FrameReplayBuffer(50, *spaces, n_envs=2)
+        dqn_atari.load_memory(restored, memory, chunks, str(tmp_path))
+        assert_same_buffer(restored, rb)
+        on_disk, saved_at = chunks, added

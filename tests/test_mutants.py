@@ -231,6 +231,55 @@ MUTANTS = [
         "",
         "test_interruption.py::state_after_resume and dqn.py",
     ),
+    (
+        "dqn_atari.py",
+        "a chunk starts after the last one's last row (which the next transition writes again)",
+        "[b for b, _ in chunks[name].values()]",
+        "[b + 1 for b, _ in chunks[name].values()]",
+        "test_interruption.py::chunks_at_any_moments",
+    ),
+    (
+        "dqn_atari.py",
+        "a chunk still needed dropped",
+        "if b + len(value) > rb.added}",
+        "if b > rb.added}",
+        "test_interruption.py::chunks_at_any_moments",
+    ),
+    (
+        "dqn.py",
+        "an error in the loop saves nothing",
+        "previous_excepthook, sys.excepthook = sys.excepthook, on_error",
+        "previous_excepthook = sys.excepthook",
+        "test_interruption.py::error_in_the_users_env",
+    ),
+    (
+        "dqn_atari.py",
+        "an error in the loop saves nothing",
+        "previous_excepthook, sys.excepthook = sys.excepthook, on_error",
+        "previous_excepthook = sys.excepthook",
+        "test_interruption.py::error_in_an_edited_atari",
+    ),
+    (
+        "dqn.py",
+        "an extra entry in a checkpoint accepted",
+        'problems = [f"{name}.{k} extra" for k in saved if k not in fresh]',
+        "problems = []",
+        "test_fuzz.py::entry_missing",
+    ),
+    (
+        "dqn_atari.py",
+        "an entry missing from a checkpoint accepted",
+        'problems += [f"{name}.{k} missing" for k in fresh if k not in saved]',
+        "problems += []",
+        "test_fuzz.py::entry_missing",
+    ),
+    (
+        "dqn.py",
+        "the optimizer's state checked against a fresh optimizer (no entries), not one after an update",
+        'trial["optimizer"].step()',
+        "pass",
+        "test_fuzz.py::entry_missing",
+    ),
 ]
 
 

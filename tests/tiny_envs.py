@@ -4,6 +4,8 @@ Run the scripts on them with gymnasium's `module:EnvName-v0` syntax, e.g. `--env
 (with this folder on PYTHONPATH), which is also how a user trains on an environment of their own.
 """
 
+import os
+
 import gymnasium as gym
 import numpy as np
 
@@ -90,3 +92,18 @@ gym.register("Truncating-v0", entry_point=ConstantEnv, max_episode_steps=3)
 gym.register("StartThenGoal-v0", entry_point=StartThenGoalEnv, max_episode_steps=3)
 gym.register("Image-v0", entry_point=ImageEnv)
 gym.register("ContinuousImage-v0", entry_point=ContinuousImageEnv)
+
+
+class FailingEnv(CounterEnv):
+    """CounterEnv that raises at its step number FAIL_AT (an environment variable), as a user's own env might."""
+
+    steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == int(os.environ.get("FAIL_AT", 0)):
+            raise RuntimeError(f"the env broke at its step {self.steps}")
+        return super().step(action)
+
+
+gym.register("Failing-v0", entry_point=FailingEnv, max_episode_steps=4)

@@ -218,8 +218,9 @@ def mismatches(saved, fresh, name="checkpoint"):
             problems += mismatches(saved[k], fresh[k], f"{name}.{k}")
         return problems
     problems = []  # data (optimizer state, last frames, chunks): each value like fresh's of its key, or else a first
+    example = next(iter(fresh.values() or saved.values()), None)
     for k, v in saved.items():
-        problems += mismatches(v, fresh.get(k, next(iter(fresh.values() or saved.values()))), f"{name}[{k!r}]")
+        problems += mismatches(v, fresh.get(k, example), f"{name}[{k!r}]")
     return problems
 
 
@@ -268,7 +269,8 @@ def checkpoint_problems(saved, defaults):  # what parse_args reads: the flags (o
         return ["checkpoint.args missing"]
     flags = saved["args"].items()
     problems = [f"checkpoint.args.{k} is {v!r:.20}" for k, v in flags if not fits(v, defaults.get(k, v))]
-    step, decay = saved.get("global_step"), saved.get("exploration_steps")
+    step = saved.get("global_step")
+    decay = saved.get("exploration_steps")
     if type(step) is not int or step < 0:
         problems.append(f"checkpoint.global_step is {step!r:.20}")
     if type(decay) not in (int, float) or not 0 < decay < np.inf:
@@ -406,20 +408,22 @@ if __name__ == "__main__":
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
 
-    def keep_work():  # the model, the events and a checkpoint; then how to go on
-        save_model()
+    def keep_work():  # the events, a checkpoint and the model; then how to go on
         writer.close()
-        return f"continue with --resume {run_dir}" if save_checkpoint() else "no checkpoint written"
+        written = save_checkpoint()
+        save_model()
+        return f"continue with --resume {run_dir}" if written else "no checkpoint written"
 
-    def on_error(kind, error, trace):  # an error in the loop or the evaluation: save, then show it
+    def on_error(kind, error, trace):  # an error in the loop or the evaluation: show it, then save
+        previous_excepthook(kind, error, trace)
         try:
             how_to_continue = keep_work()
         except Exception as e:
-            how_to_continue = f"the work could not be saved: {type(e).__name__}: {e}"
-        previous_excepthook(kind, error, trace)
+            how_to_continue = f"saving failed: {type(e).__name__}: {e}"
         print(f"{SCRIPT}: {kind.__name__} at step {global_step:,}; {how_to_continue}", file=sys.stderr)
 
-    previous_excepthook, sys.excepthook = sys.excepthook, on_error
+    previous_excepthook = sys.excepthook
+    sys.excepthook = on_error
 
     # TRY NOT TO MODIFY: start the game
     start_time = time.time()

@@ -1,4 +1,5 @@
 # DQN (Mnih et al. 2015, "Nature DQN") for Atari, one file. Docs: README.md and docs/
+import contextlib
 import copy
 import fcntl
 import glob
@@ -305,8 +306,9 @@ def mismatches(saved, fresh, name="checkpoint"):
             problems += mismatches(saved[k], fresh[k], f"{name}.{k}")
         return problems
     problems = []  # data (optimizer state, last frames, chunks): each value like fresh's of its key, or else a first
+    example = next(iter(fresh.values() or saved.values()), None)
     for k, v in saved.items():
-        problems += mismatches(v, fresh.get(k, next(iter(fresh.values() or saved.values()))), f"{name}[{k!r}]")
+        problems += mismatches(v, fresh.get(k, example), f"{name}[{k!r}]")
     return problems
 
 
@@ -333,21 +335,24 @@ def write_file(path, save):  # all or nothing: a kill or an error leaves the fil
             os.remove(path + ".tmp")
 
 
-CHUNKED = 2**26  # bytes: a memory array larger than this is saved by chunks of the rows written since, not whole
+CHUNKED = ("frames",)  # memory arrays saved by chunks of the rows new transitions wrote; the others whole, each time
 
 
 def save_memory(rb, folder, on_disk):
-    """The memory's fields but spaces and device, arrays as tensors; those over 64 MiB by chunks (docs/long-runs.md)."""
-    memory, chunks = {}, {}
+    """The memory's fields but spaces and device, arrays as tensors; the CHUNKED ones by chunks (docs/long-runs.md).
+    `on_disk`: the chunks of the checkpoint on disk; `folder` None: the form only, to check a checkpoint against."""
+    memory = {}
+    chunks = {}
     for name, value in vars(rb).items():
         if isinstance(value, (gym.Space, torch.device)):
             continue
-        if not isinstance(value, np.ndarray) or value.nbytes <= CHUNKED:
+        if name not in CHUNKED:
             memory[name] = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
             continue
         # transition n wrote rows n and n + 1 (modulo the length); a chunk all of whose rows were written again goes
-        chunks[name] = {a: [b, file] for a, (b, file) in on_disk.get(name, {}).items() if b + len(value) > rb.added}
-        first = max([0, rb.added + 1 - len(value)] + [b for b, _ in chunks[name].values()])
+        kept = on_disk.get(name, {}).items()
+        chunks[name] = {first: [last, file] for first, (last, file) in kept if last + len(value) > rb.added}
+        first = max([0, rb.added + 1 - len(value)] + [last for last, _ in chunks[name].values()])
         while folder and first <= rb.added:  # a chunk ends at the array's last row: a view is saved, not a copy
             last = min(rb.added, first + len(value) - 1 - first % len(value))
             rows = value[first % len(value) : last % len(value) + 1]
@@ -357,16 +362,22 @@ def save_memory(rb, folder, on_disk):
     return memory, chunks
 
 
-def load_memory(rb, memory, chunks, folder):  # each chunk's file is checked before it is read
+def load_memory(rb, memory, chunks, folder):  # each chunk checked before it is read: names, rows, shape, dtype
     for name, value in memory.items():
         setattr(rb, name, value.numpy().copy() if torch.is_tensor(value) else value)
     for name, saved in chunks.items():
         array = getattr(rb, name)
+        covered = max(0, rb.added + 1 - len(array))  # the oldest row in use; the chunks must go on from it, in order
         for first, (last, file) in sorted(saved.items()):
-            chunk = np.load(os.path.join(folder, os.path.basename(file)), mmap_mode="r", allow_pickle=False)
+            if first > covered or file != f"{name}.{first}-{last}.npy":
+                raise ValueError(f"the chunk {file!r} of {name} does not follow its rows up to {covered - 1}")
+            chunk = np.load(os.path.join(folder, file), mmap_mode="r", allow_pickle=False)
             if (chunk.shape, chunk.dtype) != ((last - first + 1, *array.shape[1:]), array.dtype):
                 raise ValueError(f"{file} holds {chunk.dtype} {chunk.shape}, not rows {first}-{last} of {name}")
             array[np.arange(first, last + 1) % len(array)] = chunk
+            covered = max(covered, last + 1)
+        if covered <= rb.added:
+            raise ValueError(f"the chunks of {name} end at its row {covered - 1}, not at {rb.added}")
 
 
 @torch.no_grad()
@@ -394,7 +405,8 @@ def checkpoint_problems(saved, defaults):  # what parse_args reads: the flags (o
         return ["checkpoint.args missing"]
     flags = saved["args"].items()
     problems = [f"checkpoint.args.{k} is {v!r:.20}" for k, v in flags if not fits(v, defaults.get(k, v))]
-    step, decay = saved.get("global_step"), saved.get("exploration_steps")
+    step = saved.get("global_step")
+    decay = saved.get("exploration_steps")
     if type(step) is not int or step < 0:
         problems.append(f"checkpoint.global_step is {step!r:.20}")
     if type(decay) not in (int, float) or not 0 < decay < np.inf:
@@ -524,7 +536,9 @@ if __name__ == "__main__":
     )
 
     # ---- Keeping the work: checkpoints, and what a signal or an error saves before the run ends ----
-    chunks_on_disk = saved["chunks"] if saved else {}  # those of the checkpoint on disk
+    chunks_on_disk = {}  # those of the checkpoint on disk (a checkpoint resumed from elsewhere: none here)
+    if saved and os.path.dirname(os.path.abspath(saved["path"])) == os.path.abspath(f"{run_dir}/checkpoint"):
+        chunks_on_disk = saved["chunks"]
 
     def save_checkpoint():  # returns whether it was written
         global chunks_on_disk
@@ -537,9 +551,11 @@ if __name__ == "__main__":
         except Exception as e:
             print(f"{SCRIPT}: warning: checkpoint of step {global_step:,} not written: {e}", file=sys.stderr)
             state = None
-        kept = {"checkpoint.pt"} | {file for chunks in chunks_on_disk.values() for _, file in chunks.values()}
-        for name in set(os.listdir(folder) if os.path.isdir(folder) else []) - kept:
-            os.remove(f"{folder}/{name}")  # the chunks of older checkpoints
+        kept = {file for chunks in chunks_on_disk.values() for _, file in chunks.values()}
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            if name.endswith((".npy", ".tmp")) and name not in kept:  # the chunks of older checkpoints
+                with contextlib.suppress(OSError):  # (or the next checkpoint's)
+                    os.remove(f"{folder}/{name}")
         return state is not None
 
     def save_model():
@@ -547,20 +563,22 @@ if __name__ == "__main__":
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
 
-    def keep_work():  # the model, the events and a checkpoint; then how to go on
-        save_model()
+    def keep_work():  # the events, a checkpoint and the model; then how to go on
         writer.close()
-        return f"continue with --resume {run_dir}" if save_checkpoint() else "no checkpoint written"
+        written = save_checkpoint()
+        save_model()
+        return f"continue with --resume {run_dir}" if written else "no checkpoint written"
 
-    def on_error(kind, error, trace):  # an error in the loop or the evaluation: save, then show it
+    def on_error(kind, error, trace):  # an error in the loop or the evaluation: show it, then save
+        previous_excepthook(kind, error, trace)
         try:
             how_to_continue = keep_work()
         except Exception as e:
-            how_to_continue = f"the work could not be saved: {type(e).__name__}: {e}"
-        previous_excepthook(kind, error, trace)
+            how_to_continue = f"saving failed: {type(e).__name__}: {e}"
         print(f"{SCRIPT}: {kind.__name__} at step {global_step:,}; {how_to_continue}", file=sys.stderr)
 
-    previous_excepthook, sys.excepthook = sys.excepthook, on_error
+    previous_excepthook = sys.excepthook
+    sys.excepthook = on_error
 
     # TRY NOT TO MODIFY: start the game
     start_time = time.time()

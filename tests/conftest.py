@@ -47,9 +47,11 @@ def keep_signal_handlers():
     import signal
 
     kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    excepthook = sys.excepthook  # (and the error hook that keeps a run's work)
     yield
     for s, handler in kept.items():
         signal.signal(s, handler)
+    sys.excepthook = excepthook
 
 
 def spied_run(monkeypatch, workdir, script, *flags):

@@ -450,3 +450,16 @@ def test_the_limits_count_two_forward_passes_and_one_backward_per_update_and_one
     weights, inner = 4 * 120 + 120 * 84 + 84 * 2, 120 * 84 + 84 * 2  # multiply-adds per sample
     assert bench.flops(update) == 2 * 128 * (2 * weights + weights + inner)
     assert bench.flops(act) == 2 * weights
+
+
+def test_long_runs_stops_a_real_run_and_reports_what_its_stop_wrote(tmp_path, capsys):
+    """benchmark/long_runs.py's measurement on a short dqn.py run: a SIGTERM after its first console line, a
+    checkpoint of the steps done, and a table row with the bytes the stop wrote."""
+    import long_runs
+
+    _, seconds, signalled = long_runs.stop("dqn.py", str(tmp_path), ["--eval-episodes", 0], at_step=12_000)
+    [run_dir] = glob.glob(str(tmp_path / "runs" / "*"))
+    long_runs.row("dqn.py, a short run", run_dir, seconds, signalled)
+    cells = capsys.readouterr().out.split("|")
+    stored, written = int(cells[2].replace(",", "")), float(cells[3].split()[0].replace(",", ""))
+    assert stored == 10_000 and written > 0 and seconds > 0, cells  # (the default memory of 10k steps, full)

@@ -118,7 +118,7 @@ def test_checkpoints_are_written_at_each_multiple_of_the_checkpoint_frequency_on
     [
         ("dqn.py", 600, 900, 900),
         ("dqn_atari.py", 600, 900, 900),
-        ("dqn_atari.py", 10000, 12000, 6000),  # the frames (70 MB) by chunks, the second one across the wrap
+        ("dqn_atari.py", 600, 1500, 500),  # the frames by chunks, across the wrap, the oldest dropped
     ],
 )
 def test_state_after_resume_equals_the_state_saved(monkeypatch, workdir, script, buffer_size, steps, every):
@@ -260,7 +260,7 @@ def test_a_kill_during_a_save_leaves_a_checkpoint_that_loads_and_resumes(workdir
         "--eval-episodes",
         0,
         "--buffer-size",
-        2000 if script == "dqn.py" else 10000,  # (dqn_atari.py's frames: 70 MB, saved by chunks)
+        2000,
     ]
     killed = subprocess.run(
         [sys.executable, "-c", KILLER, os.path.join(ROOT, script), moment, *map(str, flags)],
@@ -564,7 +564,7 @@ STEP = "        global_step += n_envs\n"
 def test_an_error_in_an_edited_atari_script_keeps_the_work_and_the_mended_script_resumes_it(workdir):
     bug = STEP + '        if global_step == 1200:\n            raise RuntimeError("a bug in my edit")\n'
     copy = edited_copy(workdir, "dqn_atari.py", STEP, bug)
-    flags = [*FLAGS["dqn_atari.py"], "--total-timesteps", 1500, "--buffer-size", 10000, "--eval-episodes", 0]
+    flags = [*FLAGS["dqn_atari.py"], "--total-timesteps", 1500, "--eval-episodes", 0]
     result = subprocess.run([sys.executable, copy, *map(str, flags)], cwd=workdir, capture_output=True, text=True)
     [run_dir] = run_dirs(workdir)
     assert_error_kept_the_work(result, "dqn_atari.py", os.path.relpath(run_dir, workdir), "a bug in my edit")
@@ -604,7 +604,7 @@ def test_a_memory_saved_by_chunks_at_any_moments_reads_back_equal_and_each_save_
     sys.path.insert(0, ROOT)
     import dqn_atari
 
-    monkeypatch.setattr(dqn_atari, "CHUNKED", 0)  # every array by chunks, whatever its size
+    monkeypatch.setattr(dqn_atari, "CHUNKED", ("frames", "first", "actions", "rewards", "dones"))  # all by chunks
     spaces = gym.spaces.Box(0, 255, (4, 6, 6), np.uint8), gym.spaces.Discrete(4)
     rb = dqn_atari.FrameReplayBuffer(50, *spaces, n_envs=2)
     rng = np.random.default_rng(0)

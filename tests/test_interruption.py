@@ -542,7 +542,7 @@ def test_an_error_in_the_users_env_keeps_the_model_and_a_checkpoint_that_resumes
     assert_error_kept_the_work(result, "dqn.py", os.path.relpath(run_dir, workdir), "the env broke at its step 1500")
     assert os.path.exists(os.path.join(run_dir, "dqn.pt")), "the model is saved"
     assert manifest(run_dir)["global_step"] == 1499, "the steps done before the error"
-    assert scalars(run_dir)["charts/SPS"][-1][0] == 1400, "TensorBoard's events were flushed"
+    assert scalars(run_dir)["charts/SPS"][-1][0] == 1400, "the events up to the error are kept"
     resumed = run_script("dqn.py", "--resume", run_dir, cwd=workdir)  # the env mended (no FAIL_AT)
     assert resumed.returncode == 0 and "resumed" in resumed.stdout and "at step 1,499" in resumed.stdout
     assert scalars(run_dir)["charts/SPS"][-1][0] == 3000

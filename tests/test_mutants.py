@@ -309,9 +309,10 @@ for line in sys.stdin:
 
 def run_mutant(zygotes, folder, script, name, old, new, tests):
     """Applies the mutant to a copy of the scripts in `folder`, runs its rule tests there: (pytest's exit, output)."""
-    os.makedirs(folder)
+    os.makedirs(os.path.join(folder, "tests"))
     for s in ("dqn.py", "dqn_atari.py"):
         shutil.copy(os.path.join(ROOT, s), os.path.join(folder, s))
+    shutil.copy(os.path.join(TESTS, "tiny_envs.py"), os.path.join(folder, "tests"))  # (tests' subprocesses import it)
     with open(os.path.join(folder, script)) as f:
         source = f.read()
     if source.count(old) != 1:

@@ -4,10 +4,13 @@ import copy
 import fcntl
 import glob
 import importlib.util
+import json
 import os
 import pickle
 import random
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -52,6 +55,10 @@ class Args:
     """the wandb's project name"""
     wandb_entity: str | None = None
     """the entity (team) of wandb's project"""
+    upload_model: bool = False
+    """whether to upload the saved model to huggingface"""
+    hf_entity: str = ""
+    """the user or org name of the model repository from the Hugging Face Hub"""
 
     # Algorithm specific arguments
     env_id: str = "BreakoutNoFrameskip-v4"
@@ -400,6 +407,95 @@ def evaluate(q_network, args, run_name, device, rng):
     return scores
 
 
+# ---- Sharing: a folder for the Hugging Face Hub, and its push (docs/sharing.md) ----
+def hub_repo(args):  # CleanRL's repository name
+    name = f"{args.env_id.replace('/', '-').replace(':', '-')}-{args.exp_name}-seed{args.seed}"
+    return f"{args.hf_entity}/{name}" if args.hf_entity else name
+
+
+def hub_problems(args):
+    problems = []
+    if args.hf_entity and not args.upload_model:
+        problems.append("--hf-entity goes with --upload-model")
+    if args.upload_model and args.eval_episodes == 0:
+        problems.append("--upload-model needs --eval-episodes of 1 or more: the model card gives their score")
+    if args.upload_model and not importlib.util.find_spec("huggingface_hub"):
+        problems.append("--upload-model needs huggingface_hub: pip install huggingface_hub")
+    elif args.upload_model:
+        from huggingface_hub.utils import validate_repo_id
+
+        try:
+            validate_repo_id(hub_repo(args))
+        except Exception as e:
+            problems.append(f"--upload-model: the Hub refuses the repository name {hub_repo(args)!r}: {e}")
+    return problems
+
+
+def hub_folder(q_network, args, run_dir, returns, protocol):
+    """The model (a .cleanrl_model as CleanRL's evaluation loads it), the script, the flags, the evaluation's returns,
+    the TensorBoard events, the evaluation's video and a model card, in run_dir/hub: what a push would upload."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    folder = f"{run_dir}/hub"
+    os.makedirs(folder, exist_ok=True)
+    torch.save(q_network.state_dict(), f"{folder}/{args.exp_name}.cleanrl_model")
+    shutil.copy(__file__, f"{folder}/{SCRIPT}")
+    for events in glob.glob(f"{run_dir}/events.*"):
+        shutil.copy(events, folder)
+    for video in sorted(glob.glob(f"videos/{os.path.basename(run_dir)}-eval/*.mp4"))[-1:]:
+        shutil.copy(video, f"{folder}/replay.mp4")
+    with open(f"{folder}/hyperparameters.json", "w") as f:
+        json.dump(vars(args), f, indent=1)
+    with open(f"{folder}/eval_returns.json", "w") as f:
+        json.dump(returns, f)
+    score = f"{np.mean(returns):.2f} +/- {np.std(returns):.2f}"
+    tags = [args.env_id, "deep-reinforcement-learning", "reinforcement-learning", "custom-implementation", "DQN"]
+    result = EvalResult(
+        task_type="reinforcement-learning",
+        dataset_type=args.env_id,
+        dataset_name=args.env_id,
+        metric_type="mean_reward",
+        metric_value=score,
+    )
+    data = ModelCardData(library_name="cleanrl", tags=tags, model_name="DQN", eval_results=[result])
+    flags = []  # the run's command: the flags that differ from their defaults
+    for k, v in vars(args).items():
+        flag = "--" + k.replace("_", "-")
+        if k == "resume" or v == vars(Args())[k]:
+            continue
+        if isinstance(v, bool):
+            flags.append(flag if v else "--no-" + flag[2:])
+        else:
+            flags.append(f"{flag} {v}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    text = (
+        f"# DQN on {args.env_id}\n\nTrained by `{SCRIPT}` ({protocol}; commit {commit or 'unknown'}) for"
+        f" {args.total_timesteps:,} steps; {len(returns)} evaluation episodes at epsilon {args.end_e}: {score}.\n\n"
+        f"Train it again: `python {SCRIPT} {' '.join(flags)}`. Play it: `python {SCRIPT}"
+        f" --env-id {args.env_id} --eval-checkpoint FOLDER`, FOLDER this repository downloaded.\n"
+    )
+    ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}").save(f"{folder}/README.md")
+    return folder
+
+
+def push_to_hub(folder, args):  # returns whether it went through
+    from huggingface_hub import create_repo, upload_folder
+
+    try:
+        repo = create_repo(hub_repo(args), exist_ok=True)
+        upload_folder(repo_id=repo.repo_id, folder_path=folder, commit_message=f"{SCRIPT} on {args.env_id}")
+        print(f"pushed {folder} to {repo}")
+        return True
+    except Exception as e:
+        print(
+            f"{SCRIPT}: the push to the Hub failed ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
+            f"all is saved; push it later with: hf upload {hub_repo(args)} {folder} .",
+            file=sys.stderr,
+        )
+        return False
+
+
 def checkpoint_problems(saved, defaults):  # what parse_args reads: the flags (of Args' types), the step, ε's decay
     if not isinstance(saved, dict) or not isinstance(saved.get("args"), dict):
         return ["checkpoint.args missing"]
@@ -436,7 +532,7 @@ def parse_args(argv=None):
             for k, v in vars(args).items()
             if v != before[k] and k not in ("resume", "total_timesteps")
         ]
-    problems += check_args(args, saved["global_step"] if saved else 0)
+    problems += check_args(args, saved["global_step"] if saved else 0) + hub_problems(args)
     if problems:
         fail(*problems)
     return args, saved
@@ -457,6 +553,8 @@ if __name__ == "__main__":
         torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    if args.cuda and not torch.cuda.is_available():
+        print(f"{SCRIPT}: note: --cuda: this machine has no CUDA device; running on the CPU")
 
     probe = make_env(args.env_id, args.seed)()
     n_actions = probe.action_space.n
@@ -464,9 +562,9 @@ if __name__ == "__main__":
     if path := args.eval_checkpoint:
         if os.path.isdir(path):
             run_lock = lock_run_folder(path)
-        models = glob.glob(f"{glob.escape(path)}/*.pt")  # a run folder's final model, if it was saved
+        models = glob.glob(f"{glob.escape(path)}/*.pt") + glob.glob(f"{glob.escape(path)}/*.cleanrl_model")
         saved, _ = load_tensors(models[0] if models else path)
-        if "q_network" in saved:  # a checkpoint, not a model
+        if isinstance(saved, dict) and "q_network" in saved:  # a checkpoint, not a model
             saved = saved["q_network"]
         try:
             q_network.load_state_dict(saved)
@@ -654,8 +752,10 @@ if __name__ == "__main__":
             break
 
     envs.close()
+    returns = []
     if args.eval_episodes > 0 and not stop_signal:
-        for i, episodic_return in enumerate(evaluate(q_network, args, run_name, device, rng)):
+        returns = evaluate(q_network, args, run_name, device, rng)
+        for i, episodic_return in enumerate(returns):
             writer.add_scalar("eval/episodic_return", episodic_return, i)
     for video in sorted(glob.glob(f"videos/{run_name}*/*.mp4")) if args.track else []:
         wandb.log({"videos/" + video.split("/")[1]: wandb.Video(video)})
@@ -665,3 +765,6 @@ if __name__ == "__main__":
     if args.save_model:
         save_model()
     writer.close()
+    protocol = "CleanRL's hyperparameters and Atari protocol, scores of whole games"
+    if args.upload_model and not push_to_hub(hub_folder(q_network, args, run_dir, returns, protocol), args):
+        sys.exit(1)

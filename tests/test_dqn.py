@@ -265,6 +265,8 @@ def test_cuda_flag_without_cuda_runs_on_cpu(workdir):
         "dqn.py", "--cuda", "--total-timesteps", 600, "--learning-starts", 500, "--eval-episodes", 0, cwd=workdir
     )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    if not torch.cuda.is_available():
+        assert "dqn.py: note: --cuda: this machine has no CUDA device; running on the CPU" in result.stdout
 
 
 def test_capture_video_records_env_0s_first_training_game_whole_and_the_evaluation(workdir):
@@ -457,6 +459,7 @@ def test_the_published_defaults_are_pinned():
 
     assert {k: v for k, v in vars(dqn.Args()).items() if k not in ("exp_name",)} == dict(
         seed=1,
+        torch_deterministic=True,
         cuda=True,
         torch_threads=1,
         capture_video=False,
@@ -481,6 +484,7 @@ def test_the_published_defaults_are_pinned():
         eval_episodes=10,
         checkpoint_frequency=0,
         resume=None,
+        eval_checkpoint=None,
     )
 
 

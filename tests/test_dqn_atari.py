@@ -322,6 +322,8 @@ def test_cuda_flag_without_cuda_runs_on_cpu(workdir):
     flags = ["--cuda", "--total-timesteps", 300, "--learning-starts", 200, "--buffer-size", 1000, "--eval-episodes", 0]
     result = run_script("dqn_atari.py", *flags, cwd=workdir)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    if not torch.cuda.is_available():
+        assert "dqn_atari.py: note: --cuda: this machine has no CUDA device; running on the CPU" in result.stdout
 
 
 def test_capture_video_records_playable_evaluation_games(workdir):

@@ -338,7 +338,7 @@ def test_a_damaged_checkpoint_is_loaded_or_refused_with_one_line_and_nothing_wri
 
     other = os.path.join(checkpoints["dqn_atari.py" if script == "dqn.py" else "dqn.py"], "checkpoint")
     count = [0]
-    modes = ["--resume", "--eval-checkpoint"] if script == "dqn_atari.py" else ["--resume"]
+    modes = ["--resume", "--eval-checkpoint"]
 
     @settings(
         derandomize=True,

@@ -627,3 +627,37 @@ def test_a_memory_saved_by_chunks_at_any_moments_reads_back_equal_and_each_save_
         dqn_atari.load_memory(restored, memory, chunks, str(tmp_path))
         assert_same_buffer(restored, rb)
         on_disk, saved_at = chunks, added
+
+
+# ---- dqn.py --eval-checkpoint ---------------------------------------------------------------------------------------
+
+
+def test_dqn_eval_checkpoint_plays_a_model_a_checkpoint_and_a_run_folders_final_model(workdir):
+    flags = ["--total-timesteps", 800, "--eval-episodes", 0, "--save-model", "--checkpoint-frequency", 800]
+    assert run_script("dqn.py", *FLAGS["dqn.py"], *flags, cwd=workdir).returncode == 0
+    [run_dir] = run_dirs(workdir)
+    sys.path.insert(0, ROOT)
+    final = __import__("dqn").QNetwork(4, 2)  # a final model unlike the checkpoint's: it always pushes left
+    with torch.no_grad():
+        for parameter in final.parameters():
+            parameter.zero_()
+        final.network[-1].bias[0] = 1.0
+    torch.save(final.state_dict(), os.path.join(run_dir, "dqn.pt"))
+
+    def played(target, *more):  # the same network and seed play the same episodes
+        play = ["--eval-episodes", 3, "--end-e", 0.0, "--no-cuda", *more]
+        result = run_script("dqn.py", "--eval-checkpoint", target, *play, cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        return [line for line in result.stdout.splitlines() if line.startswith("eval:")]
+
+    model, older = played(os.path.join(run_dir, "dqn.pt")), played(os.path.join(run_dir, "checkpoint", "checkpoint.pt"))
+    assert model and model != older, "the test needs the two networks to play differently"
+    assert played(run_dir, "--capture-video") == model, "a run folder plays its final model"
+    assert glob.glob(os.path.join(workdir, "videos", f"{os.path.basename(run_dir)}-eval", "*.mp4"))
+    assert run_dirs(workdir) == [run_dir], "evaluating writes no new run"
+    torch.save(__import__("dqn").QNetwork(6, 3).state_dict(), os.path.join(workdir, "acrobot.pt"))  # another env's
+    result = run_script("dqn.py", "--eval-checkpoint", "acrobot.pt", "--no-cuda", cwd=workdir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "dqn.py: error: the network in 'acrobot.pt' differs from QNetwork for this env"
+    ]

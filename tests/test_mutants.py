@@ -280,6 +280,20 @@ MUTANTS = [
         "pass",
         "test_fuzz.py::entry_missing",
     ),
+    (
+        "dqn.py",
+        "the model card's score without its spread",
+        'score = f"{np.mean(returns):.2f} +/- {np.std(returns):.2f}"',
+        'score = f"{np.mean(returns):.2f}"',
+        "test_sharing.py::upload_model and dqn.py",
+    ),
+    (
+        "dqn.py",
+        "a failed push exits as if it went through",
+        "push_to_hub(hub_folder(q_network, args, run_dir, returns, protocol), args):\n        sys.exit(1)",
+        "push_to_hub(hub_folder(q_network, args, run_dir, returns, protocol), args):\n        pass",
+        "test_sharing.py::upload_model and dqn.py",
+    ),
 ]
 
 

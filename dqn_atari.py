@@ -745,7 +745,10 @@ if __name__ == "__main__":
             writer.add_scalar("charts/epsilon", epsilon, global_step)
         if crossed(global_step, n_envs, 10_000) or iteration == num_iterations - 1:
             mean = np.mean(recent_returns or [np.nan])
-            print(f"step {global_step:,}  {sps:,} steps/s  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
+            left = (args.total_timesteps - global_step) / max(sps, 1)  # seconds, at the steps/s so far
+            done = f"step {global_step:,} of {args.total_timesteps:,} ({global_step / args.total_timesteps:.0%})"
+            eta = f"{left // 3600:.0f} h {left % 3600 // 60:02.0f} min left"
+            print(f"{done}  {sps:,} steps/s  {eta}  return {mean:.2f}  epsilon {epsilon:.3f}", flush=True)
         if args.checkpoint_frequency and crossed(global_step, n_envs, args.checkpoint_frequency):
             save_checkpoint()
         if stop_signal:

@@ -545,6 +545,8 @@ def test_an_error_in_the_users_env_keeps_the_model_and_a_checkpoint_that_resumes
     assert scalars(run_dir)["charts/SPS"][-1][0] == 1400, "the events up to the error are kept"
     resumed = run_script("dqn.py", "--resume", run_dir, cwd=workdir)  # the env mended (no FAIL_AT)
     assert resumed.returncode == 0 and "resumed" in resumed.stdout and "at step 1,499" in resumed.stdout
+    last = resumed.stdout.strip().splitlines()[-1]  # the console's progress line, every 10,000 steps and at the end
+    assert last.startswith("step 3,000 of 3,000 (100%)  ") and " steps/s  0 h 00 min left  return " in last, last
     assert scalars(run_dir)["charts/SPS"][-1][0] == 3000
 
 

@@ -104,8 +104,9 @@ def make_env(env_id, seed, capture_video=False, run_name=""):
 
     def thunk():
         env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if capture_video else None)
-        if capture_video:
-            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}", episode_trigger=lambda game: True)
+        if capture_video:  # evaluation: every game; training, as CleanRL: games 0, 1, 8, 27, ..., 1000, 2000, ...
+            trigger = (lambda game: True) if run_name.endswith("-eval") else None
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}", episode_trigger=trigger)
         env = gym.wrappers.RecordEpisodeStatistics(env)  # the whole game's unclipped score
         env = sb3.NoopResetEnv(env, noop_max=30)
         env = sb3.MaxAndSkipEnv(env, skip=4)
@@ -629,7 +630,7 @@ if __name__ == "__main__":
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
     envs = gym.vector.SyncVectorEnv(
-        [make_env(args.env_id, args.seed + i) for i in range(args.num_envs)],
+        [make_env(args.env_id, args.seed + i, args.capture_video and i == 0, run_name) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
 

@@ -1,5 +1,6 @@
 """dqn_atari.py: DeepMind preprocessing, the real game score, and the one-frame-per-step replay memory."""
 
+import glob
 import os
 import runpy
 import sys
@@ -326,31 +327,30 @@ def test_cuda_flag_without_cuda_runs_on_cpu(workdir):
         assert "dqn_atari.py: note: --cuda: this machine has no CUDA device; running on the CPU" in result.stdout
 
 
-def test_capture_video_records_playable_evaluation_games(workdir):
+def test_capture_video_records_training_game_0_and_the_evaluation_and_changes_nothing_the_agent_sees(workdir):
     import imageio.v3 as iio
 
-    result = run_script(
-        "dqn_atari.py",
-        "--total-timesteps",
-        300,
-        "--learning-starts",
-        200,
-        "--buffer-size",
-        1000,
-        "--eval-episodes",
-        1,
-        "--end-e",
-        1.0,
-        "--capture-video",
-        "--no-cuda",
-        cwd=workdir,
-    )
+    flags = ["--total-timesteps", 600, "--learning-starts", 200, "--buffer-size", 1000, "--eval-episodes", 1]
+    flags += ["--end-e", 1.0, "--no-cuda"]
+    result = run_script("dqn_atari.py", *flags, "--capture-video", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "eval:" in result.stdout
-    videos = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(workdir, "videos")) for f in fs]
-    frames = iio.imread(videos[0])
-    assert len(videos) == 1 and frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) > 50
-    assert [v for _, v in scalars(run_dirs(workdir)[0])["eval/episodic_return"]]
+    [run_dir] = run_dirs(workdir)
+    run = os.path.basename(run_dir)
+    training = sorted(
+        glob.glob(os.path.join(workdir, "videos", run, "*.mp4"))
+    )  # env 0's games 0, 1, 8, ... (CleanRL's)
+    evaluation = glob.glob(os.path.join(workdir, "videos", f"{run}-eval", "*.mp4"))
+    assert 1 <= len(training) <= 3 and len(evaluation) == 1, (training, evaluation)
+    for video in (training[0], evaluation[0]):
+        frames = iio.imread(video)
+        assert frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) > 50, video
+    plain = os.path.join(workdir, "plain")
+    os.makedirs(plain)
+    assert run_script("dqn_atari.py", *flags, cwd=plain).returncode == 0
+    recorded, not_recorded = scalars(run_dir), scalars(run_dirs(plain)[0])
+    for tag in ("charts/episodic_return", "losses/td_loss", "eval/episodic_return"):
+        assert recorded[tag] == not_recorded[tag], f"{tag}: recording changed what the agent saw or learned"
 
 
 BAD_INPUT = [

@@ -281,6 +281,13 @@ MUTANTS = [
         "test_fuzz.py::entry_missing",
     ),
     (
+        "dqn_atari.py",
+        "no training video (env 0 not recorded)",
+        "make_env(args.env_id, args.seed + i, args.capture_video and i == 0, run_name)",
+        "make_env(args.env_id, args.seed + i, False, run_name)",
+        "capture_video",
+    ),
+    (
         "dqn.py",
         "the model card's score without its spread",
         'score = f"{np.mean(returns):.2f} +/- {np.std(returns):.2f}"',

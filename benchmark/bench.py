@@ -26,7 +26,9 @@ vwxyzjn/cleanrl with the interpreter of their pinned environment (docs/atari.md;
 `--no-cuda` (or `--cuda`), the same steps and learning start, and in the Breakout rows the same memory size and final
 epsilon; they run one env only, so the 8-env rows leave them out, and they evaluate only a saved model. Their
 steps/s come from the wall-clock stamps of all their TensorBoard points (they log SPS only once learning starts, and
-each game as it ends). Without `--cleanrl PYTHON CHECKOUT` the peer is skipped, with one line on stderr.
+each game as it ends). Without `--cleanrl PYTHON CHECKOUT` the peer is skipped, with one line on stderr. When that
+environment has jax 0.4.30, flax 0.8.5 and optax 0.2.3, CleanRL's `dqn_jax.py` and `dqn_atari_jax.py` run too, the
+same way (they have no `--cuda`: `JAX_PLATFORMS=cpu`, or `cuda` with `--cuda`); else one line says they are skipped.
 SB3's DQN gets the same hyperparameters (network, batch, learning rate, buffer, train frequency with as many updates
 per env step, target period, epsilon schedule, no gradient clipping) and its steps/s come from a callback's stamps.
 Each program keeps its own numerics: SB3 and ours compute in float32; a --baseline ref from before e4a63a0 runs
@@ -51,6 +53,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLEANRL = ("cleanrl", "cleanrl-jax")  # CleanRL's torch scripts, and its JAX ones (dqn_jax.py, dqn_atari_jax.py)
+JAX_PINS = ["0.4.30", "0.8.5", "0.2.3"]  # jax, flax and optax: the versions CleanRL's JAX scripts run with
 
 
 def machine():
@@ -104,14 +108,19 @@ def command(program, work, total, before):
     if program[1] == "sb3":
         spec = {**work, "total": total, "before": before}
         return [sys.executable, os.path.abspath(__file__), "--sb3", json.dumps(spec)]
-    atari, cuda = work["env_id"].startswith("Breakout"), "--cuda" if work["cuda"] else "--no-cuda"
+    atari = work["env_id"].startswith("Breakout")
+    device = ["--cuda" if work["cuda"] else "--no-cuda"]
+    if program[1] == "cleanrl-jax":  # (no such flag: JAX takes its device from JAX_PLATFORMS, see command_env)
+        device = []
     python, folder = (sys.executable, program[2]) if program[1] == "script" else program[2]
-    if program[1] == "cleanrl":  # CleanRL's scripts are in the checkout's cleanrl/ folder
+    if program[1] in CLEANRL:  # CleanRL's scripts are in the checkout's cleanrl/ folder
         folder = os.path.join(folder, "cleanrl")
-    script = os.path.join(folder, "dqn_atari.py" if atari else "dqn.py")
+    script = os.path.join(
+        folder, ("dqn_atari" if atari else "dqn") + ("_jax.py" if program[1] == "cleanrl-jax" else ".py")
+    )
     if work.get("default"):  # the run as a user starts it: every default, the evaluation included
-        return [python, script, "--env-id", work["env_id"], cuda]
-    flags = ["--env-id", work["env_id"], cuda, "--total-timesteps", total, "--learning-starts", before]
+        return [python, script, "--env-id", work["env_id"], *device]
+    flags = ["--env-id", work["env_id"], *device, "--total-timesteps", total, "--learning-starts", before]
     if program[1] == "script":  # (CleanRL's scripts have one env and evaluate only a saved model)
         flags += ["--num-envs", work["n_envs"], "--eval-episodes", 0]
     if atari:
@@ -120,15 +129,19 @@ def command(program, work, total, before):
 
 
 def command_env(program, work, total, before):
-    """The command and the environment variables it runs with: CleanRL's scripts import from their checkout."""
-    return command(program, work, total, before), {"PYTHONPATH": program[2][1]} if program[1] == "cleanrl" else None
+    """The command and the environment variables it runs with: CleanRL's scripts import from their checkout, and its
+    JAX scripts run on the CPU unless the work is on the GPU."""
+    env = {"PYTHONPATH": program[2][1]} if program[1] in CLEANRL else None
+    if program[1] == "cleanrl-jax":
+        env["JAX_PLATFORMS"] = "cuda" if work["cuda"] else "cpu"
+    return command(program, work, total, before), env
 
 
 def measure(name, work, before, after, programs, repeat):
     """Every program on the same work, `repeat` times in turn (A B C A B C ...: a slow spell of the machine hits all
     of them); one table row each with the medians, and the wall time's range and ratio to ours."""
     programs = [p for p in programs if p[1] != "sb3" or not work.get("default")]
-    programs = [p for p in programs if p[1] != "cleanrl" or work["n_envs"] == 1]  # CleanRL's DQN runs one env
+    programs = [p for p in programs if p[1] not in CLEANRL or work["n_envs"] == 1]  # CleanRL's DQN runs one env
     short = {**work, "default": False}  # start-up: a 2-step run, whatever the configuration
     startups = [min(run(*command_env(p, short, 2, 1))[0] for _ in range(3)) for p in programs]  # best of 3: cold
     runs = [[] for _ in programs]
@@ -583,6 +596,16 @@ if __name__ == "__main__":
             sha = subprocess.run(head, capture_output=True, text=True)
             name = f"CleanRL ({sha.stdout.strip() or 'checkout'})"
             programs += [(name, "cleanrl", (python, checkout))]
+            ask = "import jax, flax, optax; print(jax.__version__, flax.__version__, optax.__version__)"
+            versions = subprocess.run([python, "-c", ask], capture_output=True, text=True).stdout.split()
+            if versions == JAX_PINS:
+                programs += [(name.replace("CleanRL", "CleanRL JAX"), "cleanrl-jax", (python, checkout))]
+            else:
+                print(
+                    f"bench.py: --peer cleanrl: CleanRL's environment has not jax {JAX_PINS[0]}, flax {JAX_PINS[1]} and"
+                    f" optax {JAX_PINS[2]} (it has {' '.join(versions) or 'none'}); its dqn_jax.py skipped",
+                    file=sys.stderr,
+                )
         else:
             print("bench.py: --peer cleanrl: no --cleanrl PYTHON CHECKOUT given; CleanRL skipped", file=sys.stderr)
         q, r = options.quick, options.repeat

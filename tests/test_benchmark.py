@@ -368,6 +368,11 @@ def test_bench_runs_cleanrls_own_scripts_from_its_checkout_with_its_interpreter_
     bench.measure("8 envs", {**cartpole, "n_envs": 8}, 1, 1, [ours, cleanrl], 1)
     assert not [script for script in ran if "cleanrl" in script], "CleanRL's DQN takes one env only"
     assert "CleanRL" not in capsys.readouterr().out
+    jax = ("CleanRL JAX (fe8d8a0)", "cleanrl-jax", ("/venv/bin/python", "/src/cleanrl"))
+    command, env = bench.command_env(jax, {**cartpole, "default": True}, 500000, 10000)
+    assert command == ["/venv/bin/python", "/src/cleanrl/cleanrl/dqn_jax.py", "--env-id", "CartPole-v1"]
+    assert env == {"PYTHONPATH": "/src/cleanrl", "JAX_PLATFORMS": "cpu"}, "no --cuda flag: JAX is told the device"
+    assert bench.command(jax, breakout, 14000, 10000)[1] == "/src/cleanrl/cleanrl/dqn_atari_jax.py"
 
 
 def test_same_tags_tells_a_changed_result_from_an_unchanged_one():

@@ -31,7 +31,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEP_LINE = re.compile(r"^step ([\d,]+)\s+([\d,]+) steps/s\s+return (\S+)", re.M)  # the scripts' progress lines
+STEP_LINE = re.compile(r"^step ([\d,]+) of .*?([\d,]+) steps/s .*?return (\S+)", re.M)  # the scripts' progress lines
 
 
 class RunKilled(Exception):

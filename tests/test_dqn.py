@@ -467,6 +467,8 @@ def test_the_published_defaults_are_pinned():
         track=False,
         wandb_project_name="cleanRL",
         wandb_entity=None,
+        upload_model=False,
+        hf_entity="",
         env_id="CartPole-v1",
         total_timesteps=500000,
         learning_rate=2.5e-4,

@@ -642,6 +642,8 @@ def test_the_published_defaults_are_pinned():
         track=False,
         wandb_project_name="cleanRL",
         wandb_entity=None,
+        upload_model=False,
+        hf_entity="",
         env_id="BreakoutNoFrameskip-v4",
         total_timesteps=10000000,
         learning_rate=1e-4,
